@@ -1,0 +1,1 @@
+//! Trading engine: strategies, risk, order management (see ARCHITECTURE.md).

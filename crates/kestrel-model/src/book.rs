@@ -1,0 +1,467 @@
+//! Aggregated price-level order book ([`OrderBook`]) and its fixed-size, `Copy` top-of-book view
+//! ([`BookTop`]) that travels to the engine without allocating.
+//!
+//! The book knows nothing about sequencing: the depth-sync state machine in `kestrel-binance`
+//! decides when a delta may be applied and when the book is [`BookState::Stale`]. The book only
+//! guarantees its own shape: both sides sorted, no zero-quantity level, no negative quantity.
+
+use std::collections::BTreeMap;
+
+use crate::{Price, Qty, Symbol, UnixNanos};
+
+/// One price level: the total resting quantity at a price.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Level {
+    /// Level price.
+    pub price: Price,
+    /// Total quantity at that price; never zero inside a book.
+    pub qty: Qty,
+}
+
+impl Level {
+    /// A level.
+    pub const fn new(price: Price, qty: Qty) -> Self {
+        Self { price, qty }
+    }
+}
+
+/// Which side of a book.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BookSide {
+    /// Buy interest, best = highest price.
+    Bid,
+    /// Sell interest, best = lowest price.
+    Ask,
+}
+
+/// Whether a book may be trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum BookState {
+    /// Not (or no longer) in sync with the exchange: never trade on it.
+    #[default]
+    Stale,
+    /// Built from a snapshot plus every delta since, without a gap.
+    Synced,
+}
+
+/// Where the current book content comes from (M2: REST fallback).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum BookSource {
+    /// WebSocket diff depth on top of a REST snapshot (the normal mode).
+    #[default]
+    WebSocket,
+    /// Periodic REST snapshots because the WebSocket is unhealthy.
+    RestFallback,
+}
+
+/// Why a level update was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BookError {
+    /// A negative quantity can't be a resting amount.
+    #[error("negative quantity {qty} at price {price}")]
+    NegativeQty {
+        /// Price of the offending level.
+        price: Price,
+        /// The negative quantity.
+        qty: Qty,
+    },
+    /// A price of zero or below.
+    #[error("non-positive price {0}")]
+    NonPositivePrice(Price),
+}
+
+/// An aggregated L2 book for one symbol.
+///
+/// Representation is private (a `BTreeMap` per side today; STYLE.md 2.3 says to change it only if
+/// a bench shows the need).
+#[derive(Debug, Clone)]
+pub struct OrderBook {
+    symbol: Symbol,
+    bids: BTreeMap<Price, Qty>,
+    asks: BTreeMap<Price, Qty>,
+    /// Last applied update id (`lastUpdateId` of the snapshot, then `u` of each delta).
+    update_id: u64,
+    state: BookState,
+    source: BookSource,
+}
+
+impl OrderBook {
+    /// An empty, stale book.
+    pub fn new(symbol: Symbol) -> Self {
+        Self {
+            symbol,
+            bids: BTreeMap::new(),
+            asks: BTreeMap::new(),
+            update_id: 0,
+            state: BookState::Stale,
+            source: BookSource::WebSocket,
+        }
+    }
+
+    /// The book's symbol.
+    pub fn symbol(&self) -> Symbol {
+        self.symbol
+    }
+
+    /// Replaces the whole content with a snapshot and marks the book [`BookState::Synced`].
+    ///
+    /// Zero-quantity levels in the input are skipped; a negative quantity or non-positive price
+    /// rejects the whole snapshot and leaves the book empty and stale.
+    pub fn apply_snapshot<B, A>(
+        &mut self,
+        update_id: u64,
+        bids: B,
+        asks: A,
+    ) -> Result<(), BookError>
+    where
+        B: IntoIterator<Item = Level>,
+        A: IntoIterator<Item = Level>,
+    {
+        self.clear();
+        for l in bids {
+            if let Err(e) = self.set_level(BookSide::Bid, l.price, l.qty) {
+                self.clear();
+                return Err(e);
+            }
+        }
+        for l in asks {
+            if let Err(e) = self.set_level(BookSide::Ask, l.price, l.qty) {
+                self.clear();
+                return Err(e);
+            }
+        }
+        self.update_id = update_id;
+        self.state = BookState::Synced;
+        Ok(())
+    }
+
+    /// Sets the absolute quantity at a price (`qty == 0` removes the level), as a Binance
+    /// depth delta does. Does not change the book state or update id.
+    #[inline]
+    pub fn set_level(&mut self, side: BookSide, price: Price, qty: Qty) -> Result<(), BookError> {
+        if qty.is_negative() {
+            return Err(BookError::NegativeQty { price, qty });
+        }
+        if !price.is_positive() {
+            return Err(BookError::NonPositivePrice(price));
+        }
+        let map = match side {
+            BookSide::Bid => &mut self.bids,
+            BookSide::Ask => &mut self.asks,
+        };
+        if qty.is_zero() {
+            map.remove(&price);
+        } else {
+            map.insert(price, qty);
+        }
+        Ok(())
+    }
+
+    /// Records the id of the last applied delta (`u`).
+    #[inline]
+    pub fn set_update_id(&mut self, update_id: u64) {
+        self.update_id = update_id;
+    }
+
+    /// Last applied update id.
+    #[inline]
+    pub fn update_id(&self) -> u64 {
+        self.update_id
+    }
+
+    /// Marks the book stale (gap, reconnect, overflow). Content is kept for display but must not
+    /// be traded on until a new snapshot arrives.
+    #[inline]
+    pub fn mark_stale(&mut self) {
+        self.state = BookState::Stale;
+    }
+
+    /// Current state.
+    #[inline]
+    pub fn state(&self) -> BookState {
+        self.state
+    }
+
+    /// True when synced.
+    #[inline]
+    pub fn is_synced(&self) -> bool {
+        self.state == BookState::Synced
+    }
+
+    /// Where the content comes from.
+    #[inline]
+    pub fn source(&self) -> BookSource {
+        self.source
+    }
+
+    /// Records where the content comes from.
+    #[inline]
+    pub fn set_source(&mut self, source: BookSource) {
+        self.source = source;
+    }
+
+    /// Removes every level and marks the book stale.
+    pub fn clear(&mut self) {
+        self.bids.clear();
+        self.asks.clear();
+        self.update_id = 0;
+        self.state = BookState::Stale;
+    }
+
+    /// Highest bid.
+    #[inline]
+    pub fn best_bid(&self) -> Option<Level> {
+        self.bids.iter().next_back().map(|(p, q)| Level::new(*p, *q))
+    }
+
+    /// Lowest ask.
+    #[inline]
+    pub fn best_ask(&self) -> Option<Level> {
+        self.asks.iter().next().map(|(p, q)| Level::new(*p, *q))
+    }
+
+    /// Midpoint of best bid and ask; `None` if either side is empty.
+    #[inline]
+    pub fn mid(&self) -> Option<Price> {
+        Some(self.best_bid()?.price.midpoint(self.best_ask()?.price))
+    }
+
+    /// Best ask minus best bid; `None` if either side is empty.
+    #[inline]
+    pub fn spread(&self) -> Option<Price> {
+        self.best_ask()?.price.checked_sub(self.best_bid()?.price)
+    }
+
+    /// True if best bid >= best ask: impossible on a correct exchange book, so a sign of
+    /// corruption (the caller should resnapshot).
+    #[inline]
+    pub fn is_crossed(&self) -> bool {
+        match (self.best_bid(), self.best_ask()) {
+            (Some(b), Some(a)) => b.price >= a.price,
+            _ => false,
+        }
+    }
+
+    /// Bids from best (highest) to worst.
+    pub fn bids(&self) -> impl Iterator<Item = Level> + '_ {
+        self.bids.iter().rev().map(|(p, q)| Level::new(*p, *q))
+    }
+
+    /// Asks from best (lowest) to worst.
+    pub fn asks(&self) -> impl Iterator<Item = Level> + '_ {
+        self.asks.iter().map(|(p, q)| Level::new(*p, *q))
+    }
+
+    /// Number of bid and ask levels.
+    pub fn depth(&self) -> (usize, usize) {
+        (self.bids.len(), self.asks.len())
+    }
+
+    /// Fills `out` with the top [`TOP_LEVELS`] of each side and the book's state, without
+    /// allocating. Timestamps are left for the caller to set.
+    pub fn top_into(&self, out: &mut BookTop) {
+        out.symbol = self.symbol;
+        out.update_id = self.update_id;
+        out.state = self.state;
+        out.source = self.source;
+        out.n_bids = fill(&mut out.bids, self.bids());
+        out.n_asks = fill(&mut out.asks, self.asks());
+    }
+
+    /// A fresh top-of-book view (see [`OrderBook::top_into`]).
+    pub fn top(&self) -> BookTop {
+        let mut t = BookTop::empty(self.symbol);
+        self.top_into(&mut t);
+        t
+    }
+}
+
+fn fill(dst: &mut [Level; TOP_LEVELS], src: impl Iterator<Item = Level>) -> u8 {
+    let mut n = 0u8;
+    for (slot, l) in dst.iter_mut().zip(src) {
+        *slot = l;
+        n += 1;
+    }
+    n
+}
+
+/// Number of levels per side carried in a [`BookTop`].
+pub const TOP_LEVELS: usize = 10;
+
+/// The top of one book at one instant: what strategies and risk see. `Copy`, fixed size, no heap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BookTop {
+    /// Symbol of the book.
+    pub symbol: Symbol,
+    /// Update id of the book when the view was taken.
+    pub update_id: u64,
+    /// Whether the book may be traded on.
+    pub state: BookState,
+    /// WebSocket or REST fallback.
+    pub source: BookSource,
+    /// Exchange event time of the last applied update (`E`), zero if unknown.
+    pub ts_exchange: UnixNanos,
+    /// Local receive time of the frame that produced this view; the start of task latency.
+    pub ts_local: UnixNanos,
+    bids: [Level; TOP_LEVELS],
+    asks: [Level; TOP_LEVELS],
+    n_bids: u8,
+    n_asks: u8,
+}
+
+impl BookTop {
+    /// An empty, stale view.
+    pub fn empty(symbol: Symbol) -> Self {
+        Self {
+            symbol,
+            update_id: 0,
+            state: BookState::Stale,
+            source: BookSource::WebSocket,
+            ts_exchange: UnixNanos::ZERO,
+            ts_local: UnixNanos::ZERO,
+            bids: [Level::default(); TOP_LEVELS],
+            asks: [Level::default(); TOP_LEVELS],
+            n_bids: 0,
+            n_asks: 0,
+        }
+    }
+
+    /// Builds a view from explicit levels (best first); extra levels beyond [`TOP_LEVELS`] are
+    /// ignored. For tests and for sources without a full book (e.g. `bookTicker`).
+    pub fn from_levels(symbol: Symbol, state: BookState, bids: &[Level], asks: &[Level]) -> Self {
+        let mut t = Self::empty(symbol);
+        t.state = state;
+        t.n_bids = fill(&mut t.bids, bids.iter().copied());
+        t.n_asks = fill(&mut t.asks, asks.iter().copied());
+        t
+    }
+
+    /// Bid levels, best first.
+    #[inline]
+    pub fn bids(&self) -> &[Level] {
+        &self.bids[..usize::from(self.n_bids)]
+    }
+
+    /// Ask levels, best first.
+    #[inline]
+    pub fn asks(&self) -> &[Level] {
+        &self.asks[..usize::from(self.n_asks)]
+    }
+
+    /// Highest bid.
+    #[inline]
+    pub fn best_bid(&self) -> Option<Level> {
+        self.bids().first().copied()
+    }
+
+    /// Lowest ask.
+    #[inline]
+    pub fn best_ask(&self) -> Option<Level> {
+        self.asks().first().copied()
+    }
+
+    /// Midpoint of best bid and ask.
+    #[inline]
+    pub fn mid(&self) -> Option<Price> {
+        Some(self.best_bid()?.price.midpoint(self.best_ask()?.price))
+    }
+
+    /// Best ask minus best bid.
+    #[inline]
+    pub fn spread(&self) -> Option<Price> {
+        self.best_ask()?.price.checked_sub(self.best_bid()?.price)
+    }
+
+    /// True when the view may be traded on: synced and both sides present and not crossed.
+    #[inline]
+    pub fn is_tradeable(&self) -> bool {
+        match (self.best_bid(), self.best_ask()) {
+            (Some(b), Some(a)) => self.state == BookState::Synced && b.price < a.price,
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn l(p: &str, q: &str) -> Level {
+        Level::new(p.parse().unwrap(), q.parse().unwrap())
+    }
+
+    fn book() -> OrderBook {
+        let mut b = OrderBook::new(Symbol::new("BTCUSDT").unwrap());
+        b.apply_snapshot(
+            100,
+            [l("99", "1"), l("100", "2"), l("98", "0")],
+            [l("101", "3"), l("102", "4")],
+        )
+        .unwrap();
+        b
+    }
+
+    #[test]
+    fn snapshot_sorts_and_drops_zero_levels() {
+        let b = book();
+        assert!(b.is_synced());
+        assert_eq!(b.update_id(), 100);
+        assert_eq!(b.best_bid(), Some(l("100", "2")));
+        assert_eq!(b.best_ask(), Some(l("101", "3")));
+        assert_eq!(b.depth(), (2, 2));
+        assert_eq!(b.mid(), Some("100.5".parse().unwrap()));
+        assert_eq!(b.spread(), Some("1".parse().unwrap()));
+    }
+
+    #[test]
+    fn level_update_sets_and_removes() {
+        let mut b = book();
+        b.set_level(BookSide::Bid, "100".parse().unwrap(), Qty::ZERO).unwrap();
+        assert_eq!(b.best_bid(), Some(l("99", "1")));
+        b.set_level(BookSide::Ask, "100.5".parse().unwrap(), "7".parse().unwrap()).unwrap();
+        assert_eq!(b.best_ask(), Some(l("100.5", "7")));
+        // removing a level that isn't there is a no-op, as on Binance
+        b.set_level(BookSide::Ask, "500".parse().unwrap(), Qty::ZERO).unwrap();
+        assert_eq!(b.depth(), (1, 3));
+    }
+
+    #[test]
+    fn rejects_negative_qty_and_bad_price() {
+        let mut b = book();
+        assert!(matches!(
+            b.set_level(BookSide::Bid, "1".parse().unwrap(), "-1".parse().unwrap()),
+            Err(BookError::NegativeQty { .. })
+        ));
+        assert!(matches!(
+            b.set_level(BookSide::Bid, Price::ZERO, "1".parse().unwrap()),
+            Err(BookError::NonPositivePrice(_))
+        ));
+        let err = b.apply_snapshot(5, [l("1", "-1")], []);
+        assert!(err.is_err());
+        assert!(!b.is_synced());
+        assert_eq!(b.depth(), (0, 0));
+    }
+
+    #[test]
+    fn crossed_book_detected() {
+        let mut b = book();
+        assert!(!b.is_crossed());
+        b.set_level(BookSide::Bid, "101".parse().unwrap(), "1".parse().unwrap()).unwrap();
+        assert!(b.is_crossed());
+        assert!(!b.top().is_tradeable());
+    }
+
+    #[test]
+    fn top_view_matches_book_and_stale_is_not_tradeable() {
+        let mut b = book();
+        let t = b.top();
+        assert_eq!(t.bids(), &[l("100", "2"), l("99", "1")]);
+        assert_eq!(t.asks(), &[l("101", "3"), l("102", "4")]);
+        assert!(t.is_tradeable());
+        b.mark_stale();
+        assert!(!b.top().is_tradeable());
+        let empty = OrderBook::new(b.symbol()).top();
+        assert_eq!(empty.mid(), None);
+        assert!(!empty.is_tradeable());
+    }
+}

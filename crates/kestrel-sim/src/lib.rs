@@ -1,0 +1,1 @@
+//! Binance Spot-compatible exchange simulator (see ARCHITECTURE.md).

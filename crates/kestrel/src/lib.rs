@@ -1,0 +1,1 @@
+//! kestrel: wiring, config, CLI (see ARCHITECTURE.md).

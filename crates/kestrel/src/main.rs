@@ -1,0 +1,2 @@
+//! The `kestrel` binary.
+fn main() {}
