@@ -1,7 +1,7 @@
 //! Order vocabulary shared by the engine, the client and the simulator: sides, types, time in
 //! force, statuses, and the order request the engine decides.
 
-use crate::{ClientOrderId, Notional, OrderId, Price, Qty, Symbol, TradeId, UnixNanos};
+use crate::{Asset, ClientOrderId, Notional, OrderId, Price, Qty, Symbol, TradeId, UnixNanos};
 
 /// Buy or sell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -165,6 +165,10 @@ pub struct Fill {
     pub qty: Qty,
     /// Commission charged for this fill, in `commission_asset` units.
     pub commission: Notional,
+    /// Asset the commission was charged in (`N`/`commissionAsset`); `None` when Binance sends
+    /// `null` (no commission). The engine needs it to book the fee against base, quote or a
+    /// third asset (e.g. BNB) correctly.
+    pub commission_asset: Option<Asset>,
     /// Whether we were the maker.
     pub is_maker: bool,
     /// Exchange time of the trade.
