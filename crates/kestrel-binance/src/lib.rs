@@ -9,6 +9,7 @@
 //! endpoint comes from [`endpoints::Endpoints`]).
 #![warn(missing_docs)]
 
+pub mod decode;
 pub mod depth_sync;
 pub mod endpoints;
 pub mod error;

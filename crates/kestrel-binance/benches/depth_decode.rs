@@ -1,0 +1,167 @@
+//! depthUpdate hot path: decode + depth-sync apply + top-of-book view, against `serde_json`
+//! merely scanning the same bytes into `IgnoredAny` (the floor for any JSON-based decoder).
+//!
+//! Fixtures are deterministic BTCUSDT-like combined-stream frames: prices around 97,000 with a
+//! 0.01 tick, 5–40 level changes per side, ~1.6 KB each, applied on a book of 1,000 levels per
+//! side. Run: `cargo bench -p kestrel-binance --bench depth_decode`.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use kestrel_binance::decode::{Decoded, MarketDecoder};
+use kestrel_binance::depth_sync::{DepthDelta, DepthSync};
+use kestrel_model::{BookTop, Level, Price, Qty, Symbol};
+
+/// Small deterministic generator (no dependency, same fixtures on every machine).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo + 1)
+    }
+}
+
+const MID_TICKS: u64 = 9_700_000; // 97,000.00 in 0.01 ticks
+const BOOK_LEVELS: u64 = 1_000;
+const FRAMES: usize = 2_048;
+const FIRST_ID: u64 = 1_000_001;
+
+fn price_str(ticks: u64) -> String {
+    format!("{}.{:02}000000", ticks / 100, ticks % 100)
+}
+
+fn qty_str(r: &mut Lcg) -> String {
+    // 0 (delete) one time in six, else 0.00001000 .. 2.99999000
+    if r.range(0, 5) == 0 {
+        "0.00000000".to_string()
+    } else {
+        let units = r.range(1_000, 299_999_000);
+        format!("{}.{:08}", units / 100_000_000, units % 100_000_000)
+    }
+}
+
+fn frames() -> Vec<String> {
+    let mut r = Lcg(42);
+    let mut out = Vec::with_capacity(FRAMES);
+    let mut id = FIRST_ID;
+    for _ in 0..FRAMES {
+        let n_changes = r.range(1, 6);
+        let (first, last) = (id, id + n_changes - 1);
+        id = last + 1;
+        let mut s = String::with_capacity(1_800);
+        write!(
+            s,
+            r#"{{"stream":"btcusdt@depth@100ms","data":{{"e":"depthUpdate","E":1732530000{:03},"s":"BTCUSDT","U":{first},"u":{last},"b":["#,
+            r.range(0, 999)
+        )
+        .unwrap();
+        for side in 0..2 {
+            let n = r.range(5, 40);
+            for i in 0..n {
+                let off = r.range(0, 300);
+                let ticks = if side == 0 { MID_TICKS - 1 - off } else { MID_TICKS + off };
+                if i > 0 {
+                    s.push(',');
+                }
+                write!(s, r#"["{}","{}"]"#, price_str(ticks), qty_str(&mut r)).unwrap();
+            }
+            s.push_str(if side == 0 { r#"],"a":["# } else { "]}}" });
+        }
+        out.push(s);
+    }
+    out
+}
+
+fn synced_book() -> DepthSync {
+    let mut r = Lcg(7);
+    let bids: Vec<Level> = (0..BOOK_LEVELS)
+        .map(|i| Level::new(price_str(MID_TICKS - 1 - i).parse::<Price>().unwrap(), qty_str(&mut r).parse::<Qty>().unwrap()))
+        .filter(|l| !l.qty.is_zero())
+        .collect();
+    let asks: Vec<Level> = (0..BOOK_LEVELS)
+        .map(|i| Level::new(price_str(MID_TICKS + i).parse::<Price>().unwrap(), qty_str(&mut r).parse::<Qty>().unwrap()))
+        .filter(|l| !l.qty.is_zero())
+        .collect();
+    let mut s = DepthSync::new(Symbol::new("BTCUSDT").unwrap(), 1_000);
+    s.request_initial();
+    s.on_snapshot(FIRST_ID - 1, &bids, &asks);
+    assert!(s.book().is_synced());
+    s
+}
+
+/// decode → depth sync → top-of-book view; returns the view's update id.
+#[inline]
+fn decode_apply(dec: &mut MarketDecoder, sync: &mut DepthSync, top: &mut BookTop, frame: &[u8]) -> u64 {
+    let Ok(Decoded::Depth(h)) = dec.decode(frame) else { panic!("fixture must decode") };
+    let d = DepthDelta {
+        first_update_id: h.first_update_id,
+        final_update_id: h.final_update_id,
+        bids: dec.bids(),
+        asks: dec.asks(),
+    };
+    sync.on_delta(&d);
+    sync.book().top_into(top);
+    top.update_id
+}
+
+fn bench(c: &mut Criterion) {
+    let frames = frames();
+    let avg = frames.iter().map(String::len).sum::<usize>() / frames.len();
+    eprintln!("fixtures: {} frames, average {avg} bytes", frames.len());
+    let template = synced_book();
+
+    let mut g = c.benchmark_group("depth_update");
+    g.throughput(Throughput::Elements(1));
+
+    g.bench_function("scan_ignored_any", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            let f = frames[i % FRAMES].as_bytes();
+            i += 1;
+            black_box(serde_json::from_slice::<serde::de::IgnoredAny>(black_box(f)).unwrap())
+        });
+    });
+
+    g.bench_function("decode_only", |b| {
+        let mut dec = MarketDecoder::new();
+        let mut i = 0;
+        b.iter(|| {
+            let f = frames[i % FRAMES].as_bytes();
+            i += 1;
+            black_box(dec.decode(black_box(f)).is_ok())
+        });
+    });
+
+    g.bench_function("decode_apply", |b| {
+        // iter_custom: the book is reset (outside the timing) each time the fixtures run out,
+        // so every timed message is a real, in-sequence apply.
+        let mut dec = MarketDecoder::new();
+        let mut top = BookTop::empty(template.symbol());
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let mut sync = template.clone();
+                let n = left.min(FRAMES as u64) as usize;
+                let start = Instant::now();
+                for f in &frames[..n] {
+                    black_box(decode_apply(&mut dec, &mut sync, &mut top, black_box(f.as_bytes())));
+                }
+                total += start.elapsed();
+                assert!(sync.book().is_synced());
+                left -= n as u64;
+            }
+            total
+        });
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,730 @@
+//! Hot-path decoder for combined market-stream frames (`{"stream":..,"data":..}`).
+//!
+//! One pass over the bytes with `serde_json`'s borrowing deserializer: the stream name is a
+//! `&str` into the frame, every price/quantity string is parsed in place into
+//! [`Price`]/[`Qty`], and depth levels are appended to two `Vec<Level>` owned by the
+//! [`MarketDecoder`] and reused for every frame. After warm-up a `depthUpdate` decodes with no heap
+//! allocation at all.
+//!
+//! The dispatch key is the stream name's suffix (`@depth`, `@depth@100ms`, `@trade`, ...),
+//! because `bookTicker` and partial-depth payloads have no `e` field. Binance sends `stream`
+//! before `data`; if a server sends them the other way round (e.g. a JSON library that sorts
+//! keys), `data` is kept as a borrowed raw slice and decoded once the name is known.
+
+use std::fmt;
+
+use kestrel_model::{Level, Symbol};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::wire::market::{de_symbol, AggTrade, BookTicker, LevelsInto, Trade};
+
+/// Which kind of stream a frame belongs to (from the stream name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StreamKind {
+    /// `<symbol>@depth` / `<symbol>@depth@100ms`: diff depth.
+    Depth,
+    /// `<symbol>@depth<N>[@100ms]`: partial book depth.
+    PartialDepth,
+    /// `<symbol>@trade`.
+    Trade,
+    /// `<symbol>@aggTrade`.
+    AggTrade,
+    /// `<symbol>@bookTicker`.
+    BookTicker,
+    /// `!serverShutdown` or any event with `e = serverShutdown`.
+    ServerShutdown,
+    /// A control response or error (`{"result"|"code":..,"id":..}`).
+    Control,
+    /// A stream kestrel does not decode (kline, ticker, ...): skipped.
+    Other,
+}
+
+impl StreamKind {
+    /// Every kind, for observers that pre-allocate one slot per kind.
+    pub const ALL: [StreamKind; 8] = [
+        StreamKind::Depth,
+        StreamKind::PartialDepth,
+        StreamKind::Trade,
+        StreamKind::AggTrade,
+        StreamKind::BookTicker,
+        StreamKind::ServerShutdown,
+        StreamKind::Control,
+        StreamKind::Other,
+    ];
+
+    /// A stable lower-case label (for metric labels): `depth`, `trade`, ...
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            StreamKind::Depth => "depth",
+            StreamKind::PartialDepth => "partial_depth",
+            StreamKind::Trade => "trade",
+            StreamKind::AggTrade => "agg_trade",
+            StreamKind::BookTicker => "book_ticker",
+            StreamKind::ServerShutdown => "server_shutdown",
+            StreamKind::Control => "control",
+            StreamKind::Other => "other",
+        }
+    }
+
+    /// Dense index `0..ALL.len()`.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Classifies a stream name such as `btcusdt@depth@100ms` or `!serverShutdown`.
+    pub fn of_stream(stream: &str) -> StreamKind {
+        if stream == "!serverShutdown" {
+            return StreamKind::ServerShutdown;
+        }
+        let Some((_, suffix)) = stream.split_once('@') else {
+            return StreamKind::Other;
+        };
+        // Strip an update-speed suffix (`@100ms`, `@1000ms`).
+        let base = match suffix.split_once('@') {
+            Some((b, speed)) if speed.ends_with("ms") => b,
+            Some(_) => return StreamKind::Other,
+            None => suffix,
+        };
+        match base {
+            "depth" => StreamKind::Depth,
+            "depth5" | "depth10" | "depth20" => StreamKind::PartialDepth,
+            "trade" => StreamKind::Trade,
+            "aggTrade" => StreamKind::AggTrade,
+            "bookTicker" => StreamKind::BookTicker,
+            _ => StreamKind::Other,
+        }
+    }
+}
+
+/// The header of a decoded `depthUpdate`; its levels are in [`MarketDecoder::bids`] /
+/// [`MarketDecoder::asks`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DepthHeader {
+    /// `s`.
+    pub symbol: Symbol,
+    /// `E`, ms since the epoch.
+    pub event_time: u64,
+    /// `U`: first update id.
+    pub first_update_id: u64,
+    /// `u`: final update id.
+    pub final_update_id: u64,
+}
+
+/// One decoded frame. Borrowed parts point into the frame bytes; level lists live in the
+/// decoder's reusable buffers until the next call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decoded<'a> {
+    /// `depthUpdate`; levels in the decoder's buffers.
+    Depth(DepthHeader),
+    /// Partial depth; levels in the decoder's buffers; the symbol is the stream name's prefix.
+    PartialDepth {
+        /// The stream name, e.g. `btcusdt@depth5@100ms`.
+        stream: &'a str,
+        /// `lastUpdateId`.
+        last_update_id: u64,
+    },
+    /// `trade`.
+    Trade(Trade),
+    /// `aggTrade`.
+    AggTrade(AggTrade),
+    /// `bookTicker`.
+    BookTicker(BookTicker),
+    /// `serverShutdown`: reconnect at once.
+    ServerShutdown {
+        /// `E`, ms since the epoch (0 if absent).
+        event_time: u64,
+    },
+    /// A control response `{"result":..,"id":..}`; `id` only when numeric.
+    ControlResult {
+        /// The request id, when numeric.
+        id: Option<i64>,
+    },
+    /// A control error `{"code":..,"msg":..}`.
+    ControlError {
+        /// Binance control error code (0..3).
+        code: i64,
+        /// The message, borrowed from the frame when it has no escapes.
+        msg: &'a str,
+    },
+    /// A stream kestrel does not decode; skipped.
+    Other {
+        /// Its name.
+        stream: &'a str,
+    },
+}
+
+impl Decoded<'_> {
+    /// The frame's stream kind.
+    pub fn kind(&self) -> StreamKind {
+        match self {
+            Decoded::Depth(_) => StreamKind::Depth,
+            Decoded::PartialDepth { .. } => StreamKind::PartialDepth,
+            Decoded::Trade(_) => StreamKind::Trade,
+            Decoded::AggTrade(_) => StreamKind::AggTrade,
+            Decoded::BookTicker(_) => StreamKind::BookTicker,
+            Decoded::ServerShutdown { .. } => StreamKind::ServerShutdown,
+            Decoded::ControlResult { .. } | Decoded::ControlError { .. } => StreamKind::Control,
+            Decoded::Other { .. } => StreamKind::Other,
+        }
+    }
+}
+
+/// Why a frame could not be decoded. The frame is counted as malformed and skipped (S14).
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// Not valid JSON, or a field has the wrong type or an unparsable number.
+    #[error("malformed market frame: {0}")]
+    Json(#[from] serde_json::Error),
+    /// Valid JSON, but not a shape kestrel knows (no `stream`/`data`, `result` or `code`).
+    #[error("unrecognised market frame shape")]
+    UnknownShape,
+}
+
+/// Decodes combined-stream frames into reusable buffers. One per connection task.
+#[derive(Debug, Default)]
+pub struct MarketDecoder {
+    /// Bid levels of the last depth frame; cleared at the start of every decode, capacity kept.
+    bids: Vec<Level>,
+    /// Ask levels of the last depth frame.
+    asks: Vec<Level>,
+}
+
+impl MarketDecoder {
+    /// A decoder with empty buffers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Bid levels of the last `Depth`/`PartialDepth` frame.
+    #[inline]
+    pub fn bids(&self) -> &[Level] {
+        &self.bids
+    }
+
+    /// Ask levels of the last `Depth`/`PartialDepth` frame.
+    #[inline]
+    pub fn asks(&self) -> &[Level] {
+        &self.asks
+    }
+
+    /// Decodes one text frame.
+    pub fn decode<'a>(&mut self, frame: &'a [u8]) -> Result<Decoded<'a>, DecodeError> {
+        self.bids.clear();
+        self.asks.clear();
+        let mut de = serde_json::Deserializer::from_slice(frame);
+        let top = de.deserialize_map(TopVisitor { dec: self })?;
+        de.end()?;
+        match top {
+            Top::Done(d) => Ok(d),
+            Top::Deferred { stream, data } => {
+                let kind = StreamKind::of_stream(stream);
+                let mut de = serde_json::Deserializer::from_str(data.get());
+                let d = DataSeed { dec: self, kind, stream }.deserialize(&mut de)?;
+                Ok(d)
+            }
+        }
+    }
+}
+
+/// Result of the top-level pass.
+enum Top<'a> {
+    Done(Decoded<'a>),
+    /// `data` came before `stream`: decode the raw slice once the name is known.
+    Deferred { stream: &'a str, data: &'a RawValue },
+}
+
+/// Keys we look at on the top level.
+enum TopKey {
+    Stream,
+    Data,
+    Result,
+    Id,
+    Code,
+    Msg,
+    Other,
+}
+
+struct TopKeySeed;
+
+impl<'de> DeserializeSeed<'de> for TopKeySeed {
+    type Value = TopKey;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<TopKey, D::Error> {
+        d.deserialize_identifier(self)
+    }
+}
+
+impl Visitor<'_> for TopKeySeed {
+    type Value = TopKey;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a field name")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<TopKey, E> {
+        Ok(match v {
+            "stream" => TopKey::Stream,
+            "data" => TopKey::Data,
+            "result" => TopKey::Result,
+            "id" => TopKey::Id,
+            "code" => TopKey::Code,
+            "msg" => TopKey::Msg,
+            _ => TopKey::Other,
+        })
+    }
+}
+
+struct TopVisitor<'d> {
+    dec: &'d mut MarketDecoder,
+}
+
+impl<'de> Visitor<'de> for TopVisitor<'_> {
+    type Value = Top<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a combined-stream frame or control response")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top<'de>, A::Error> {
+        let mut stream: Option<&'de str> = None;
+        let mut decoded: Option<Decoded<'de>> = None;
+        let mut raw_data: Option<&'de RawValue> = None;
+        let mut has_result = false;
+        let mut id: Option<i64> = None;
+        let mut code: Option<i64> = None;
+        let mut msg: &'de str = "";
+        while let Some(key) = map.next_key_seed(TopKeySeed)? {
+            match key {
+                TopKey::Stream => stream = Some(map.next_value()?),
+                TopKey::Data => match stream {
+                    Some(s) => {
+                        let kind = StreamKind::of_stream(s);
+                        decoded = Some(map.next_value_seed(DataSeed {
+                            dec: &mut *self.dec,
+                            kind,
+                            stream: s,
+                        })?);
+                    }
+                    None => raw_data = Some(map.next_value()?),
+                },
+                TopKey::Result => {
+                    has_result = true;
+                    map.next_value::<IgnoredAny>()?;
+                }
+                TopKey::Id => id = map.next_value::<IdValue>()?.0,
+                TopKey::Code => code = Some(map.next_value()?),
+                TopKey::Msg => msg = map.next_value::<MsgStr<'de>>()?.0,
+                TopKey::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        if let Some(d) = decoded {
+            return Ok(Top::Done(d));
+        }
+        if let (Some(stream), Some(data)) = (stream, raw_data) {
+            return Ok(Top::Deferred { stream, data });
+        }
+        if let Some(code) = code {
+            return Ok(Top::Done(Decoded::ControlError { code, msg }));
+        }
+        if has_result {
+            return Ok(Top::Done(Decoded::ControlResult { id }));
+        }
+        Err(de::Error::custom("no stream/data, result or code"))
+    }
+}
+
+/// A control id: numeric ids are kept, string/null ids become `None`.
+struct IdValue(Option<i64>);
+
+impl<'de> Deserialize<'de> for IdValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = IdValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an id")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<IdValue, E> {
+                Ok(IdValue(Some(v)))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<IdValue, E> {
+                Ok(IdValue(i64::try_from(v).ok()))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<IdValue, E> {
+                Ok(IdValue(None))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<IdValue, E> {
+                Ok(IdValue(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A message string, borrowed when it has no escapes (else replaced by a fixed text, so the
+/// error path never allocates either).
+struct MsgStr<'a>(&'a str);
+
+impl<'de> Deserialize<'de> for MsgStr<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = MsgStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<MsgStr<'de>, E> {
+                Ok(MsgStr(v))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<MsgStr<'de>, E> {
+                Ok(MsgStr("(escaped message)"))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Decodes the `data` object according to the stream kind.
+struct DataSeed<'d, 'a> {
+    dec: &'d mut MarketDecoder,
+    kind: StreamKind,
+    stream: &'a str,
+}
+
+impl<'de> DeserializeSeed<'de> for DataSeed<'_, 'de> {
+    type Value = Decoded<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Decoded<'de>, D::Error> {
+        match self.kind {
+            StreamKind::Depth => {
+                d.deserialize_map(DepthVisitor { dec: self.dec }).map(Decoded::Depth)
+            }
+            StreamKind::PartialDepth => {
+                let last_update_id = d.deserialize_map(PartialVisitor { dec: self.dec })?;
+                Ok(Decoded::PartialDepth { stream: self.stream, last_update_id })
+            }
+            StreamKind::Trade => Trade::deserialize(d).map(Decoded::Trade),
+            StreamKind::AggTrade => AggTrade::deserialize(d).map(Decoded::AggTrade),
+            StreamKind::BookTicker => BookTicker::deserialize(d).map(Decoded::BookTicker),
+            StreamKind::ServerShutdown => {
+                let s = ShutdownData::deserialize(d)?;
+                Ok(Decoded::ServerShutdown { event_time: s.event_time })
+            }
+            StreamKind::Control | StreamKind::Other => {
+                // An unknown stream may still carry a serverShutdown event.
+                let s = MaybeShutdown::deserialize(d)?;
+                if s.e == Some(SHUTDOWN) {
+                    Ok(Decoded::ServerShutdown { event_time: s.event_time.unwrap_or(0) })
+                } else {
+                    Ok(Decoded::Other { stream: self.stream })
+                }
+            }
+        }
+    }
+}
+
+const SHUTDOWN: &str = "serverShutdown";
+
+#[derive(Deserialize)]
+struct ShutdownData {
+    #[serde(rename = "E", default)]
+    event_time: u64,
+}
+
+#[derive(Deserialize)]
+struct MaybeShutdown<'a> {
+    #[serde(borrow, default)]
+    e: Option<&'a str>,
+    #[serde(rename = "E", default)]
+    event_time: Option<u64>,
+}
+
+/// Keys of a `depthUpdate`.
+enum DepthKey {
+    EventTime,
+    Symbol,
+    First,
+    Final,
+    Bids,
+    Asks,
+    Other,
+}
+
+struct DepthKeySeed;
+
+impl<'de> DeserializeSeed<'de> for DepthKeySeed {
+    type Value = DepthKey;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<DepthKey, D::Error> {
+        d.deserialize_identifier(self)
+    }
+}
+
+impl Visitor<'_> for DepthKeySeed {
+    type Value = DepthKey;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a depthUpdate field")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<DepthKey, E> {
+        Ok(match v {
+            "E" => DepthKey::EventTime,
+            "s" => DepthKey::Symbol,
+            "U" => DepthKey::First,
+            "u" => DepthKey::Final,
+            "b" => DepthKey::Bids,
+            "a" => DepthKey::Asks,
+            _ => DepthKey::Other,
+        })
+    }
+}
+
+struct SymbolSeed;
+
+impl<'de> DeserializeSeed<'de> for SymbolSeed {
+    type Value = Symbol;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Symbol, D::Error> {
+        de_symbol(d)
+    }
+}
+
+struct DepthVisitor<'d> {
+    dec: &'d mut MarketDecoder,
+}
+
+impl<'de> Visitor<'de> for DepthVisitor<'_> {
+    type Value = DepthHeader;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a depthUpdate object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<DepthHeader, A::Error> {
+        let (mut symbol, mut event_time, mut first, mut last) = (None, None, None, None);
+        while let Some(key) = map.next_key_seed(DepthKeySeed)? {
+            match key {
+                DepthKey::EventTime => event_time = Some(map.next_value::<u64>()?),
+                DepthKey::Symbol => symbol = Some(map.next_value_seed(SymbolSeed)?),
+                DepthKey::First => first = Some(map.next_value::<u64>()?),
+                DepthKey::Final => last = Some(map.next_value::<u64>()?),
+                DepthKey::Bids => map.next_value_seed(LevelsInto(&mut self.dec.bids))?,
+                DepthKey::Asks => map.next_value_seed(LevelsInto(&mut self.dec.asks))?,
+                DepthKey::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(DepthHeader {
+            symbol: symbol.ok_or_else(|| de::Error::missing_field("s"))?,
+            event_time: event_time.ok_or_else(|| de::Error::missing_field("E"))?,
+            first_update_id: first.ok_or_else(|| de::Error::missing_field("U"))?,
+            final_update_id: last.ok_or_else(|| de::Error::missing_field("u"))?,
+        })
+    }
+}
+
+/// Keys of a partial-depth payload.
+enum PartialKey {
+    LastUpdateId,
+    Bids,
+    Asks,
+    Other,
+}
+
+struct PartialKeySeed;
+
+impl<'de> DeserializeSeed<'de> for PartialKeySeed {
+    type Value = PartialKey;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<PartialKey, D::Error> {
+        d.deserialize_identifier(self)
+    }
+}
+
+impl Visitor<'_> for PartialKeySeed {
+    type Value = PartialKey;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a partial depth field")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<PartialKey, E> {
+        Ok(match v {
+            "lastUpdateId" => PartialKey::LastUpdateId,
+            "bids" => PartialKey::Bids,
+            "asks" => PartialKey::Asks,
+            _ => PartialKey::Other,
+        })
+    }
+}
+
+struct PartialVisitor<'d> {
+    dec: &'d mut MarketDecoder,
+}
+
+impl<'de> Visitor<'de> for PartialVisitor<'_> {
+    type Value = u64;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a partial depth object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<u64, A::Error> {
+        let mut id = None;
+        while let Some(key) = map.next_key_seed(PartialKeySeed)? {
+            match key {
+                PartialKey::LastUpdateId => id = Some(map.next_value::<u64>()?),
+                PartialKey::Bids => map.next_value_seed(LevelsInto(&mut self.dec.bids))?,
+                PartialKey::Asks => map.next_value_seed(LevelsInto(&mut self.dec.asks))?,
+                PartialKey::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        id.ok_or_else(|| de::Error::missing_field("lastUpdateId"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kestrel_model::{Price, Qty};
+
+    use super::*;
+
+    fn testdata(name: &str) -> String {
+        let path = format!("{}/../../testdata/binance/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn wrap(stream: &str, file: &str) -> String {
+        format!(r#"{{"stream":"{stream}","data":{}}}"#, testdata(file))
+    }
+
+    fn l(p: &str, q: &str) -> Level {
+        Level::new(p.parse::<Price>().unwrap(), q.parse::<Qty>().unwrap())
+    }
+
+    #[test]
+    fn stream_kind_from_name() {
+        let cases = [
+            ("btcusdt@depth", StreamKind::Depth),
+            ("btcusdt@depth@100ms", StreamKind::Depth),
+            ("btcusdt@depth@1000ms", StreamKind::Depth),
+            ("btcusdt@depth5", StreamKind::PartialDepth),
+            ("btcusdt@depth20@100ms", StreamKind::PartialDepth),
+            ("btcusdt@trade", StreamKind::Trade),
+            ("btcusdt@aggTrade", StreamKind::AggTrade),
+            ("btcusdt@bookTicker", StreamKind::BookTicker),
+            ("!serverShutdown", StreamKind::ServerShutdown),
+            ("btcusdt@kline_1m", StreamKind::Other),
+            ("btcusdt", StreamKind::Other),
+            ("btcusdt@depth@fast", StreamKind::Other),
+        ];
+        for (i, (name, kind)) in cases.into_iter().enumerate() {
+            assert_eq!(StreamKind::of_stream(name), kind, "TC{i}: {name}");
+        }
+    }
+
+    #[test]
+    fn golden_depth_update_combined() {
+        let mut dec = MarketDecoder::new();
+        let frame = wrap("bnbbtc@depth@100ms", "ws_depthUpdate.json");
+        let d = dec.decode(frame.as_bytes()).unwrap();
+        assert_eq!(
+            d,
+            Decoded::Depth(DepthHeader {
+                symbol: Symbol::new("BNBBTC").unwrap(),
+                event_time: 1_672_515_782_136,
+                first_update_id: 157,
+                final_update_id: 160,
+            })
+        );
+        assert_eq!(dec.bids(), &[l("0.0024", "10")]);
+        assert_eq!(dec.asks(), &[l("0.0026", "100")]);
+    }
+
+    #[test]
+    fn data_before_stream_is_decoded_too() {
+        let mut dec = MarketDecoder::new();
+        let frame =
+            format!(r#"{{"data":{},"stream":"bnbbtc@depth"}}"#, testdata("ws_depthUpdate.json"));
+        let d = dec.decode(frame.as_bytes()).unwrap();
+        assert!(matches!(d, Decoded::Depth(h) if h.final_update_id == 160));
+        assert_eq!(dec.bids(), &[l("0.0024", "10")]);
+    }
+
+    #[test]
+    fn golden_other_payloads_combined() {
+        let mut dec = MarketDecoder::new();
+        // TC0: trade
+        let f = wrap("bnbbtc@trade", "ws_trade.json");
+        let Decoded::Trade(t) = dec.decode(f.as_bytes()).unwrap() else { panic!("trade") };
+        assert_eq!((t.trade_id, t.price, t.buyer_is_maker), (12345, "0.001".parse().unwrap(), true));
+        // TC1: aggTrade
+        let f = wrap("bnbbtc@aggTrade", "ws_aggTrade.json");
+        let Decoded::AggTrade(t) = dec.decode(f.as_bytes()).unwrap() else { panic!("agg") };
+        assert_eq!((t.agg_trade_id, t.first_trade_id, t.last_trade_id), (12345, 100, 105));
+        // TC2: bookTicker
+        let f = wrap("bnbusdt@bookTicker", "ws_bookTicker.json");
+        let Decoded::BookTicker(t) = dec.decode(f.as_bytes()).unwrap() else { panic!("bt") };
+        assert_eq!((t.update_id, t.ask_qty), (400_900_217, "40.66".parse().unwrap()));
+        // TC3: partial depth
+        let f = wrap("bnbbtc@depth5@100ms", "ws_partialDepth.json");
+        let d = dec.decode(f.as_bytes()).unwrap();
+        assert_eq!(
+            d,
+            Decoded::PartialDepth { stream: "bnbbtc@depth5@100ms", last_update_id: 160 }
+        );
+        assert_eq!(dec.asks(), &[l("0.0026", "100")]);
+        // TC4: serverShutdown, combined vector
+        let f = testdata("ws_serverShutdown_combined.json");
+        assert_eq!(
+            dec.decode(f.as_bytes()).unwrap(),
+            Decoded::ServerShutdown { event_time: 1_770_123_456_789 }
+        );
+        // TC5: serverShutdown under an unexpected stream name is still recognised
+        let f = wrap("whatever", "ws_serverShutdown_raw.json");
+        assert!(matches!(dec.decode(f.as_bytes()).unwrap(), Decoded::ServerShutdown { .. }));
+        // TC6: a stream we don't decode
+        let f = wrap("bnbbtc@kline_1m", "ws_kline.json");
+        assert_eq!(dec.decode(f.as_bytes()).unwrap(), Decoded::Other { stream: "bnbbtc@kline_1m" });
+    }
+
+    #[test]
+    fn golden_control_frames() {
+        let mut dec = MarketDecoder::new();
+        for (i, (file, id)) in [
+            ("ws_control_subscribe_response.json", 1),
+            ("ws_control_unsubscribe_response.json", 312),
+            ("ws_control_list_subscriptions_response.json", 3),
+            ("ws_control_set_property_response.json", 5),
+            ("ws_control_get_property_response.json", 2),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let f = testdata(file);
+            assert_eq!(dec.decode(f.as_bytes()).unwrap(), Decoded::ControlResult { id: Some(id) }, "TC{i}");
+        }
+        let e = br#"{"code":2,"msg":"Invalid request","id":null}"#;
+        assert_eq!(dec.decode(e).unwrap(), Decoded::ControlError { code: 2, msg: "Invalid request" });
+    }
+
+    #[test]
+    fn malformed_frames_are_errors() {
+        let mut dec = MarketDecoder::new();
+        let cases: [&[u8]; 9] = [
+            b"",
+            b"not json",
+            b"{",
+            b"[]",
+            b"{}",
+            br#"{"stream":"btcusdt@depth","data":{"E":1,"s":"BTCUSDT","U":1,"b":[],"a":[]}}"#,
+            br#"{"stream":"btcusdt@depth","data":{"E":1,"s":"BTCUSDT","U":1,"u":2,"b":[["x","1"]],"a":[]}}"#,
+            br#"{"stream":"btcusdt@trade","data":{"E":1}}"#,
+            br#"{"stream":"btcusdt@depth","data":{"E":1,"s":"BTCUSDT","U":1,"u":2,"b":[],"a":[]}} trailing"#,
+        ];
+        for (i, c) in cases.into_iter().enumerate() {
+            assert!(dec.decode(c).is_err(), "TC{i}: {}", String::from_utf8_lossy(c));
+        }
+        // still usable afterwards
+        let f = wrap("bnbbtc@depth", "ws_depthUpdate.json");
+        assert!(dec.decode(f.as_bytes()).is_ok());
+    }
+}
