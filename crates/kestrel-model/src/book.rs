@@ -276,11 +276,17 @@ impl OrderBook {
     }
 }
 
+/// Copies up to [`TOP_LEVELS`] levels into `dst` and resets the slots after them, so a reused
+/// [`BookTop`] carries no leftovers from a deeper book (its derived `PartialEq` and `Debug` see
+/// the whole array). Returns the number of levels copied.
 fn fill(dst: &mut [Level; TOP_LEVELS], src: impl Iterator<Item = Level>) -> u8 {
     let mut n = 0u8;
     for (slot, l) in dst.iter_mut().zip(src) {
         *slot = l;
         n += 1;
+    }
+    for slot in &mut dst[usize::from(n)..] {
+        *slot = Level::default();
     }
     n
 }
@@ -440,6 +446,22 @@ mod tests {
         assert!(err.is_err());
         assert!(!b.is_synced());
         assert_eq!(b.depth(), (0, 0));
+    }
+
+    #[test]
+    fn reused_top_equals_fresh_top_after_levels_vanish() {
+        // `top_into` into a reused buffer used to leave the old levels past `n_bids`/`n_asks`,
+        // so it compared unequal to a fresh `top()` of the same book.
+        let mut b = OrderBook::new(Symbol::new("BTCUSDT").unwrap());
+        let bids: Vec<Level> = (1..=12).map(|i| l(&i.to_string(), "1")).collect();
+        let asks: Vec<Level> = (13..=24).map(|i| l(&i.to_string(), "1")).collect();
+        b.apply_snapshot(1, bids, asks).unwrap();
+        let mut reused = b.top();
+        assert_eq!(reused.bids().len(), TOP_LEVELS);
+        b.apply_snapshot(2, [l("5", "1")], [l("6", "2")]).unwrap();
+        b.top_into(&mut reused);
+        assert_eq!(reused.bids(), &[l("5", "1")]);
+        assert_eq!(reused, b.top());
     }
 
     #[test]

@@ -143,8 +143,10 @@ pub enum FilterViolation {
     Notional(Rule),
     /// `MAX_NUM_ORDERS`.
     MaxNumOrders,
-    /// The order needs a price (limit) and has none, or a market order has no reference price
-    /// for a filter that needs one.
+    /// The order needs a price (limit) and has none, or a filter needs a reference the check
+    /// was not given: the average price for `PERCENT_PRICE(_BY_SIDE)`, or the notional for
+    /// `MIN_NOTIONAL`/`NOTIONAL` (a market order without `avg_price` or `quote_qty`, a limit
+    /// order without `qty`). The check fails closed rather than skip the filter.
     MissingPrice,
 }
 
@@ -245,19 +247,17 @@ impl InstrumentSpec {
                 .map_err(FilterViolation::PriceFilter)?;
         }
         if let (Some(f), Some(p)) = (self.percent_price, limit_price) {
-            if let Some(avg) = order.avg_price {
-                check_band(p, avg, f.multiplier_down, f.multiplier_up)
-                    .map_err(FilterViolation::PercentPrice)?;
-            }
+            let avg = order.avg_price.ok_or(FilterViolation::MissingPrice)?;
+            check_band(p, avg, f.multiplier_down, f.multiplier_up)
+                .map_err(FilterViolation::PercentPrice)?;
         }
         if let (Some(f), Some(p)) = (self.percent_price_by_side, limit_price) {
-            if let Some(avg) = order.avg_price {
-                let (down, up) = match order.side {
-                    Side::Buy => (f.bid_multiplier_down, f.bid_multiplier_up),
-                    Side::Sell => (f.ask_multiplier_down, f.ask_multiplier_up),
-                };
-                check_band(p, avg, down, up).map_err(FilterViolation::PercentPriceBySide)?;
-            }
+            let avg = order.avg_price.ok_or(FilterViolation::MissingPrice)?;
+            let (down, up) = match order.side {
+                Side::Buy => (f.bid_multiplier_down, f.bid_multiplier_up),
+                Side::Sell => (f.ask_multiplier_down, f.ask_multiplier_up),
+            };
+            check_band(p, avg, down, up).map_err(FilterViolation::PercentPriceBySide)?;
         }
         if let Some(q) = order.qty {
             if let Some(f) = self.lot_size {
@@ -282,22 +282,23 @@ impl InstrumentSpec {
         };
         if let Some(f) = self.min_notional {
             if !is_market || f.apply_to_market {
-                match notional {
-                    Some(n) if n < f.min_notional => return Err(FilterViolation::MinNotional),
-                    None if !is_market => return Err(FilterViolation::MissingPrice),
-                    _ => {}
+                let n = notional.ok_or(FilterViolation::MissingPrice)?;
+                if n < f.min_notional {
+                    return Err(FilterViolation::MinNotional);
                 }
             }
         }
-        if let (Some(f), Some(n)) = (self.notional, notional) {
-            if (!is_market || f.apply_min_to_market) && n < f.min_notional {
-                return Err(FilterViolation::Notional(Rule::BelowMin));
-            }
-            if (!is_market || f.apply_max_to_market)
-                && !f.max_notional.is_zero()
-                && n > f.max_notional
-            {
-                return Err(FilterViolation::Notional(Rule::AboveMax));
+        if let Some(f) = self.notional {
+            let check_min = !is_market || f.apply_min_to_market;
+            let check_max = (!is_market || f.apply_max_to_market) && !f.max_notional.is_zero();
+            if check_min || check_max {
+                let n = notional.ok_or(FilterViolation::MissingPrice)?;
+                if check_min && n < f.min_notional {
+                    return Err(FilterViolation::Notional(Rule::BelowMin));
+                }
+                if check_max && n > f.max_notional {
+                    return Err(FilterViolation::Notional(Rule::AboveMax));
+                }
             }
         }
         if let Some(max) = self.max_num_orders {
@@ -492,6 +493,28 @@ mod tests {
         o.open_orders = 200;
         assert_eq!(s.check(&o), Err(FilterViolation::MaxNumOrders));
         assert_eq!(FilterViolation::MaxNumOrders.to_string(), "Filter failure: MAX_NUM_ORDERS");
+    }
+
+    #[test]
+    fn missing_reference_fails_closed() {
+        // A market order without avg price or quote amount under NOTIONAL(applyMinToMarket) used
+        // to pass silently, contrary to `MissingPrice`'s contract.
+        let s = btcusdt();
+        let mut m = limit(Side::Buy, "1", "0.001");
+        m.kind = OrderType::Market;
+        m.price = None;
+        m.avg_price = None;
+        assert_eq!(s.check(&m), Err(FilterViolation::MissingPrice));
+        // With the filter's market flags off the notional is not needed.
+        let mut lax = btcusdt();
+        if let Some(n) = lax.notional.as_mut() {
+            n.apply_min_to_market = false;
+        }
+        assert_eq!(lax.check(&m), Ok(()));
+        // A limit order under PERCENT_PRICE_BY_SIDE without an avg price can't be checked.
+        let mut l = limit(Side::Buy, "50000", "0.001");
+        l.avg_price = None;
+        assert_eq!(s.check(&l), Err(FilterViolation::MissingPrice));
     }
 
     #[test]

@@ -15,7 +15,10 @@
 //!
 //! Parsing rejects (never rounds): empty input, exponents (`1e-8`), more than the allowed fractional
 //! digits, and values that overflow the mantissa. A leading `-` is accepted (positions and PnL are
-//! signed); a leading `+` is not (Binance never sends one).
+//! signed); a leading `+` is not (Binance never sends one). Redundant trailing zeros past the
+//! scale (`"0.100000000"`) are accepted because they are exact. Every representable value,
+//! `MIN` included, formats with `Display` to a string that parses back to the same value, and no
+//! input string can make the parser panic (checked arithmetic throughout).
 
 use std::fmt;
 use std::str::FromStr;
@@ -54,26 +57,78 @@ pub enum ParseNumError {
     Overflow,
 }
 
-/// Parses a decimal string into a mantissa with `decimals` fractional digits, as i128.
+/// An unsigned accumulator for [`parse_magnitude`]/[`fmt_fixed`]: `u64` for the `i64` types (fast
+/// on the depth path), `u128` for [`Notional`].
+trait Digits: Copy + PartialOrd {
+    const ZERO: Self;
+    /// `self * 10 + digit`, or `None` on overflow.
+    fn push_digit(self, digit: u8) -> Option<Self>;
+    /// `self * 10^exp`, or `None` on overflow.
+    fn scale_pow10(self, exp: u32) -> Option<Self>;
+    /// `(self / 10^exp, self % 10^exp)`.
+    fn split_pow10(self, exp: u32) -> (Self, Self);
+    /// `(self / 10, last decimal digit)`.
+    fn pop_digit(self) -> (Self, u8);
+    /// True for zero.
+    fn is_zero(self) -> bool;
+}
+
+macro_rules! digits_impl {
+    ($t:ty) => {
+        impl Digits for $t {
+            const ZERO: Self = 0;
+            #[inline]
+            fn push_digit(self, digit: u8) -> Option<Self> {
+                self.checked_mul(10)?.checked_add(<$t>::from(digit))
+            }
+            #[inline]
+            fn scale_pow10(self, exp: u32) -> Option<Self> {
+                self.checked_mul(<$t>::checked_pow(10, exp)?)
+            }
+            #[inline]
+            fn split_pow10(self, exp: u32) -> (Self, Self) {
+                let p = <$t>::pow(10, exp);
+                (self / p, self % p)
+            }
+            #[inline]
+            fn pop_digit(self) -> (Self, u8) {
+                #[allow(clippy::cast_possible_truncation)] // a remainder of 10 fits a u8
+                (self / 10, (self % 10) as u8)
+            }
+            #[inline]
+            fn is_zero(self) -> bool {
+                self == 0
+            }
+        }
+    };
+}
+digits_impl!(u64);
+digits_impl!(u128);
+
+/// Parses a decimal string into its sign and the magnitude of a mantissa with `decimals`
+/// fractional digits. `max_pos`/`max_neg` are the largest magnitudes allowed for a positive and a
+/// negative result (they differ by one for two's complement, so `MIN` round-trips too).
 ///
-/// Shared by all three types; the caller narrows the result. Hand-written because this is the
-/// hottest function of the depth path: one pass over the bytes, no allocation.
+/// Shared by all three types. Hand-written because this is the hottest function of the depth
+/// path: one pass over the bytes, no allocation, checked arithmetic so no input can panic.
 #[inline]
-fn parse_mantissa(s: &str, decimals: u32, max_abs: i128) -> Result<i128, ParseNumError> {
+fn parse_magnitude<T: Digits>(
+    s: &str,
+    decimals: u32,
+    max_pos: T,
+    max_neg: T,
+) -> Result<(bool, T), ParseNumError> {
     let bytes = s.as_bytes();
-    let (neg, digits) = match bytes.first() {
-        Some(b'-') => (true, &bytes[1..]),
-        Some(_) => (false, bytes),
+    let (neg, start) = match bytes.first() {
+        Some(b'-') => (true, 1),
+        Some(_) => (false, 0),
         None => return Err(ParseNumError::Empty),
     };
-    if digits.is_empty() {
-        return Err(ParseNumError::Empty);
-    }
-    let mut value: i128 = 0;
+    let mut value = T::ZERO;
     let mut frac_digits: u32 = 0;
     let mut seen_dot = false;
     let mut seen_digit = false;
-    for &b in digits {
+    for (i, &b) in bytes.iter().enumerate().skip(start) {
         match b {
             b'0'..=b'9' => {
                 seen_digit = true;
@@ -88,45 +143,72 @@ fn parse_mantissa(s: &str, decimals: u32, max_abs: i128) -> Result<i128, ParseNu
                     }
                     frac_digits += 1;
                 }
-                value = value * 10 + i128::from(b - b'0');
-                if value > max_abs * 10 {
-                    // Early exit keeps the i128 from overflowing on absurdly long input.
-                    return Err(ParseNumError::Overflow);
-                }
+                value = value.push_digit(b - b'0').ok_or(ParseNumError::Overflow)?;
             }
             b'.' if !seen_dot => seen_dot = true,
             b'e' | b'E' => return Err(ParseNumError::Exponent),
-            _ => return Err(ParseNumError::InvalidChar(char::from(b))),
+            _ => return Err(ParseNumError::InvalidChar(char_at(s, i, b))),
         }
     }
     if !seen_digit {
         return Err(ParseNumError::Empty);
     }
-    let value = value * 10i128.pow(decimals - frac_digits);
-    if value > max_abs {
+    let value = value.scale_pow10(decimals - frac_digits).ok_or(ParseNumError::Overflow)?;
+    if value > if neg { max_neg } else { max_pos } {
         return Err(ParseNumError::Overflow);
     }
-    Ok(if neg { -value } else { value })
+    Ok((neg, value))
 }
 
-/// Writes `mantissa / 10^decimals` in shortest exact form: `"0.01"`, `"-3"`, `"42000.5"`.
-fn fmt_mantissa(f: &mut fmt::Formatter<'_>, mantissa: i128, decimals: u32) -> fmt::Result {
-    let scale = 10u128.pow(decimals);
-    let abs = mantissa.unsigned_abs();
-    let int = abs / scale;
-    let mut frac = abs % scale;
-    let mut width = decimals as usize;
-    if mantissa < 0 {
-        f.write_str("-")?;
+/// The character starting at byte `i` of `s` (for error messages): every byte before `i` was
+/// ASCII, so `i` is a char boundary; falls back to the raw byte if it is not.
+#[cold]
+fn char_at(s: &str, i: usize, b: u8) -> char {
+    s.get(i..).and_then(|rest| rest.chars().next()).unwrap_or(char::from(b))
+}
+
+/// Writes `±abs / 10^decimals` in shortest exact form (`"0.01"`, `"-3"`, `"42000.5"`), honouring
+/// the formatter's width, fill, alignment, `+` and `0` flags like an integer does.
+fn fmt_fixed<T: Digits>(
+    f: &mut fmt::Formatter<'_>,
+    negative: bool,
+    abs: T,
+    decimals: u32,
+) -> fmt::Result {
+    // Longest output: 39 integer digits (u128::MAX) + '.' + 16 fractional digits.
+    let mut buf = [0u8; 64];
+    let mut pos = buf.len();
+    let (mut int, mut frac) = abs.split_pow10(decimals);
+    if !frac.is_zero() {
+        let mut width = decimals;
+        loop {
+            let (rest, digit) = frac.pop_digit();
+            if digit != 0 {
+                break;
+            }
+            frac = rest;
+            width -= 1;
+        }
+        for _ in 0..width {
+            let (rest, digit) = frac.pop_digit();
+            pos -= 1;
+            buf[pos] = b'0' + digit;
+            frac = rest;
+        }
+        pos -= 1;
+        buf[pos] = b'.';
     }
-    if frac == 0 {
-        return write!(f, "{int}");
+    loop {
+        let (rest, digit) = int.pop_digit();
+        pos -= 1;
+        buf[pos] = b'0' + digit;
+        int = rest;
+        if int.is_zero() {
+            break;
+        }
     }
-    while frac.is_multiple_of(10) {
-        frac /= 10;
-        width -= 1;
-    }
-    write!(f, "{int}.{frac:0width$}")
+    let text = std::str::from_utf8(&buf[pos..]).expect("invariant: only ASCII digits and '.'");
+    f.pad_integral(!negative, "", text)
 }
 
 macro_rules! fixed_i64 {
@@ -237,20 +319,42 @@ macro_rules! fixed_i64 {
             }
 
             /// True if `self` is a whole multiple of `increment`. A zero increment disables the
-            /// rule, as a zero `tickSize`/`stepSize` does on Binance.
+            /// rule, as a zero `tickSize`/`stepSize` does on Binance. The increment's sign does
+            /// not matter, and no input panics (not even `MIN` and `-1` units).
             #[inline]
             pub const fn is_multiple_of(self, increment: Self) -> bool {
-                increment.0 == 0 || self.0 % increment.0 == 0
+                increment.0 == 0 || self.0.unsigned_abs() % increment.0.unsigned_abs() == 0
+            }
+
+            /// The largest multiple of `increment` that is `<= self` (towards −∞), or `None` if
+            /// that multiple is below the representable range (only possible for values within
+            /// one increment of `MIN`). A zero or negative increment returns `self` unchanged.
+            #[inline]
+            pub const fn checked_round_down_to(self, increment: Self) -> Option<Self> {
+                if increment.0 <= 0 {
+                    return Some(self);
+                }
+                // `rem_euclid` with a positive divisor is in `0..increment` and never overflows.
+                match self.0.checked_sub(self.0.rem_euclid(increment.0)) {
+                    Some(m) => Some(Self(m)),
+                    None => None,
+                }
             }
 
             /// The largest multiple of `increment` that is `<= self` (towards −∞).
             /// A zero or negative increment returns `self` unchanged.
+            ///
+            /// Total: in the one case where that multiple is not representable (a negative
+            /// value within one increment of `MIN`, never a valid price or quantity) it returns
+            /// the smallest representable multiple instead, which is above `self`. Use
+            /// [`Self::checked_round_down_to`] to detect that case.
             #[inline]
             pub const fn round_down_to(self, increment: Self) -> Self {
-                if increment.0 <= 0 {
-                    return self;
+                match self.checked_round_down_to(increment) {
+                    Some(v) => v,
+                    // Not representable: the next multiple up is (and is > MIN).
+                    None => Self(self.0 + (increment.0 - self.0.rem_euclid(increment.0))),
                 }
-                Self(self.0.div_euclid(increment.0) * increment.0)
             }
 
             /// The smallest multiple of `increment` that is `>= self` (towards +∞), or `None` if
@@ -260,11 +364,11 @@ macro_rules! fixed_i64 {
                 if increment.0 <= 0 {
                     return Some(self);
                 }
-                let down = self.0.div_euclid(increment.0) * increment.0;
-                if down == self.0 {
+                let rem = self.0.rem_euclid(increment.0);
+                if rem == 0 {
                     return Some(self);
                 }
-                match down.checked_add(increment.0) {
+                match self.0.checked_add(increment.0 - rem) {
                     Some(m) => Some(Self(m)),
                     None => None,
                 }
@@ -289,16 +393,18 @@ macro_rules! fixed_i64 {
 
             #[inline]
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                // `i64::MIN` itself is excluded so `abs`/`neg` stay total.
-                let m = parse_mantissa(s, DECIMALS, i64::MAX as i128)?;
-                #[allow(clippy::cast_possible_truncation)] // bounded by max_abs above
-                Ok(Self(m as i64))
+                // The full i64 range, `MIN` included, so that every value's `Display`
+                // parses back (saturating arithmetic can produce `MIN`).
+                let (neg, m) =
+                    parse_magnitude::<u64>(s, DECIMALS, i64::MAX.unsigned_abs(), i64::MIN.unsigned_abs())?;
+                let m = if neg { 0i64.checked_sub_unsigned(m) } else { i64::try_from(m).ok() };
+                m.map(Self).ok_or(ParseNumError::Overflow)
             }
         }
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                fmt_mantissa(f, i128::from(self.0), DECIMALS)
+                fmt_fixed(f, self.0 < 0, self.0.unsigned_abs(), DECIMALS)
             }
         }
 
@@ -474,20 +580,17 @@ impl Notional {
     /// `None` for a zero price or an out-of-range result.
     #[inline]
     pub fn div_price_floor(self, price: Price) -> Option<Qty> {
-        if price.0 == 0 {
-            return None;
-        }
-        i64::try_from(self.0.div_euclid(price.0 as i128)).ok().map(Qty::from_mantissa)
+        // `checked_div_euclid` is `None` for a zero divisor and for `MIN / -1`.
+        let q = self.0.checked_div_euclid(price.0 as i128)?;
+        i64::try_from(q).ok().map(Qty::from_mantissa)
     }
 
     /// Multiplies by an integer ratio `num / den`, rounding towards −∞ (used for
     /// percentage bands such as `PERCENT_PRICE_BY_SIDE`). `None` if `den` is zero or on overflow.
     #[inline]
     pub fn mul_ratio_floor(self, num: i128, den: i128) -> Option<Notional> {
-        if den == 0 {
-            return None;
-        }
-        Some(Notional(self.0.checked_mul(num)?.div_euclid(den)))
+        // `checked_div_euclid` is `None` for a zero `den` and for `MIN / -1`.
+        Some(Notional(self.0.checked_mul(num)?.checked_div_euclid(den)?))
     }
 
     /// Lossy conversion for metrics and display only.
@@ -501,13 +604,20 @@ impl FromStr for Notional {
     type Err = ParseNumError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        parse_mantissa(s, NOTIONAL_DECIMALS, i128::MAX / 10).map(Notional)
+        let (neg, m) = parse_magnitude::<u128>(
+            s,
+            NOTIONAL_DECIMALS,
+            i128::MAX.unsigned_abs(),
+            i128::MIN.unsigned_abs(),
+        )?;
+        let m = if neg { 0i128.checked_sub_unsigned(m) } else { i128::try_from(m).ok() };
+        m.map(Notional).ok_or(ParseNumError::Overflow)
     }
 }
 
 impl fmt::Display for Notional {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt_mantissa(f, self.0, NOTIONAL_DECIMALS)
+        fmt_fixed(f, self.0 < 0, self.0.unsigned_abs(), NOTIONAL_DECIMALS)
     }
 }
 
@@ -569,6 +679,62 @@ mod tests {
     }
 
     #[test]
+    fn parse_min_fits_so_every_value_round_trips() {
+        // Saturating arithmetic can reach i64::MIN; its Display must parse back.
+        let min = Price::ZERO.saturating_sub(Price::MAX).saturating_sub(Price::EPSILON);
+        assert_eq!(min.mantissa(), i64::MIN);
+        assert_eq!(min.to_string(), "-92233720368.54775808");
+        assert_eq!(p("-92233720368.54775808"), min);
+        assert_eq!("-92233720368.54775809".parse::<Price>(), Err(ParseNumError::Overflow));
+        assert_eq!("92233720368.54775808".parse::<Qty>(), Err(ParseNumError::Overflow));
+    }
+
+    #[test]
+    fn notional_parse_overflows_without_panicking() {
+        // Both used to overflow the i128 accumulator (a panic in debug, a wrong value in release):
+        // TC0: 1e23 fits the digits but not once scaled by 1e16.
+        assert_eq!("100000000000000000000000".parse::<Notional>(), Err(ParseNumError::Overflow));
+        // TC1: 40 digits overflow the accumulator itself.
+        let long = format!("1{}", "0".repeat(39));
+        assert_eq!(long.parse::<Notional>(), Err(ParseNumError::Overflow));
+        // TC2: a fraction too long for u128 before the decimals check trips.
+        let frac = format!("9{}.1", "9".repeat(30));
+        assert_eq!(frac.parse::<Notional>(), Err(ParseNumError::Overflow));
+    }
+
+    #[test]
+    fn notional_full_range_round_trips() {
+        // The documented ±1.7e22 range is the whole i128 (it used to stop at i128::MAX / 10).
+        for m in [i128::MAX, i128::MIN, i128::MAX / 10 + 1, -1, 1] {
+            let n = Notional::from_mantissa(m);
+            assert_eq!(n.to_string().parse::<Notional>(), Ok(n), "{m}");
+        }
+        assert_eq!(
+            "17014118346046923173168.7303715884105727".parse::<Notional>(),
+            Ok(Notional::from_mantissa(i128::MAX))
+        );
+    }
+
+    #[test]
+    fn invalid_char_names_the_real_character() {
+        assert_eq!("1€".parse::<Price>(), Err(ParseNumError::InvalidChar('€')));
+        assert_eq!("0.5µ".parse::<Qty>(), Err(ParseNumError::InvalidChar('µ')));
+        assert_eq!("--1".parse::<Qty>(), Err(ParseNumError::InvalidChar('-')));
+    }
+
+    #[test]
+    fn display_honours_width_and_flags() {
+        // Used to ignore the formatter (tables in `kestrel status` would not line up).
+        assert_eq!(format!("{:>8}", p("1.5")), "     1.5");
+        assert_eq!(format!("{:<6}|", p("1.5")), "1.5   |");
+        assert_eq!(format!("{:08}", p("-1.5")), "-00001.5");
+        assert_eq!(format!("{:+}", p("1.5")), "+1.5");
+        assert_eq!(format!("{:>6}", Notional::of(p("2"), "0.25".parse().unwrap())), "   0.5");
+        // Debug keeps its wrapper.
+        assert_eq!(format!("{:?}", p("0.01")), "Price(0.01)");
+    }
+
+    #[test]
     fn display_is_shortest_exact() {
         for (input, want) in [
             ("0.01000000", "0.01"),
@@ -592,6 +758,58 @@ mod tests {
         assert_eq!(Price::MAX.round_up_to_tick(tick), None);
         // A zero tick disables the rule, as on Binance.
         assert_eq!(p("1.239").round_down_to_tick(Price::ZERO), p("1.239"));
+    }
+
+    #[test]
+    fn rounding_near_the_range_ends_never_panics() {
+        // These used to overflow `div_euclid(..) * tick` (a panic in debug builds).
+        let tick = Price::from_mantissa(10);
+        let near_min = Price::from_mantissa(i64::MIN + 1);
+        // TC0: the exact round-down is below MIN: checked says so, the total form goes up.
+        assert_eq!(near_min.checked_round_down_to(tick), None);
+        assert_eq!(near_min.round_down_to_tick(tick).mantissa(), -9_223_372_036_854_775_800);
+        // TC1: the round-up is representable.
+        assert_eq!(
+            near_min.round_up_to_tick(tick).map(Price::mantissa),
+            Some(-9_223_372_036_854_775_800)
+        );
+        // TC2: representable round-down near MIN.
+        let m = Price::from_mantissa(-9_223_372_036_854_775_799);
+        assert_eq!(
+            m.checked_round_down_to(tick).map(Price::mantissa),
+            Some(-9_223_372_036_854_775_800)
+        );
+        // TC3: MAX rounds down fine and has no round-up.
+        assert_eq!(Price::MAX.round_down_to_tick(tick).mantissa(), 9_223_372_036_854_775_800);
+        assert_eq!(Price::MAX.round_up_to_tick(tick), None);
+    }
+
+    #[test]
+    fn is_multiple_of_is_total() {
+        let min = Qty::from_mantissa(i64::MIN);
+        // `i64::MIN % -1` used to panic.
+        assert!(min.is_multiple_of(Qty::from_mantissa(-1)));
+        assert!(min.is_multiple_of(Qty::from_mantissa(2)));
+        assert!(!min.is_multiple_of(Qty::from_mantissa(3)));
+        assert!(p("1.23").is_multiple_of(p("-0.01")));
+        assert!(p("1.23").is_multiple_of(Price::ZERO));
+    }
+
+    #[test]
+    fn notional_division_is_total() {
+        let min = Notional::from_mantissa(i128::MIN);
+        // `i128::MIN / -1` used to panic in both.
+        assert_eq!(min.div_price_floor(Price::from_mantissa(-1)), None);
+        assert_eq!(min.mul_ratio_floor(1, -1), None);
+        assert_eq!(min.div_price_floor(Price::ZERO), None);
+        assert_eq!(
+            Notional::from_mantissa(7).mul_ratio_floor(1, 2),
+            Some(Notional::from_mantissa(3))
+        );
+        assert_eq!(
+            Notional::from_mantissa(-7).mul_ratio_floor(1, 2),
+            Some(Notional::from_mantissa(-4))
+        );
     }
 
     #[test]

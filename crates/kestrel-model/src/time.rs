@@ -45,10 +45,21 @@ impl UnixNanos {
         Duration::from_nanos(self.0.saturating_sub(earlier.0))
     }
 
-    /// Signed difference `self - other` in nanoseconds.
+    /// Signed difference `self - other` in nanoseconds, saturating at the `i64` range (±292
+    /// years) instead of wrapping to a value of the wrong sign.
     #[inline]
     pub const fn signed_diff(self, other: UnixNanos) -> i64 {
-        (self.0 as i128 - other.0 as i128) as i64
+        let d = self.0 as i128 - other.0 as i128;
+        if d > i64::MAX as i128 {
+            i64::MAX
+        } else if d < i64::MIN as i128 {
+            i64::MIN
+        } else {
+            #[allow(clippy::cast_possible_truncation)] // range checked just above
+            {
+                d as i64
+            }
+        }
     }
 
     /// `self + d`, saturating.
@@ -107,10 +118,14 @@ impl ManualClock {
         Self { now: AtomicU64::new(start.0) }
     }
 
-    /// Moves the clock forward by `d`.
+    /// Moves the clock forward by `d`, saturating at the end of time (it never wraps back to
+    /// the epoch).
     pub fn advance(&self, d: Duration) {
         let n = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        self.now.fetch_add(n, Ordering::SeqCst);
+        // `fetch_add` would wrap; the closure always returns `Some`, so this cannot fail.
+        let _ = self
+            .now
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| Some(t.saturating_add(n)));
     }
 
     /// Sets the clock to `t` (may go backwards, to test skew handling).
@@ -137,6 +152,24 @@ mod tests {
         assert_eq!(c.now().as_millis(), 1_005);
         c.set(UnixNanos::from_millis(10));
         assert_eq!(c.now(), UnixNanos(10_000_000));
+    }
+
+    #[test]
+    fn manual_clock_saturates_instead_of_wrapping() {
+        // `fetch_add` used to wrap a far advance back to near the epoch.
+        let c = ManualClock::new(UnixNanos(u64::MAX - 5));
+        c.advance(Duration::from_nanos(10));
+        assert_eq!(c.now(), UnixNanos(u64::MAX));
+        c.advance(Duration::MAX);
+        assert_eq!(c.now(), UnixNanos(u64::MAX));
+    }
+
+    #[test]
+    fn signed_diff_saturates() {
+        // Used to truncate the i128 difference, giving a value of the wrong sign.
+        assert_eq!(UnixNanos(u64::MAX).signed_diff(UnixNanos(0)), i64::MAX);
+        assert_eq!(UnixNanos(0).signed_diff(UnixNanos(u64::MAX)), i64::MIN);
+        assert_eq!(UnixNanos(10).signed_diff(UnixNanos(3)), 7);
     }
 
     #[test]
