@@ -3,8 +3,16 @@
 //! `testdata/binance/`; none touches the internet.
 //!
 //! Module owners: brest (REST, signing, golden, WS API, user stream, rate limit);
-//! bmd adds the market-data modules below (e.g. `mod market_data;`).
+//! bmd (market data: depth_sync, fallback, market_data, md_support) — bmd, add further
+//! market-data modules in the second block.
 #![allow(clippy::unwrap_used)]
 
+// brest
 mod golden;
 mod signing;
+
+// bmd
+mod depth_sync;
+mod fallback;
+mod market_data;
+mod md_support;

@@ -1,0 +1,1 @@
+//! Signing: every worked example in testdata/binance/signing.json.
