@@ -481,3 +481,35 @@ fn fee_asset(spec: &InstrumentSpec, asset: Option<kestrel_model::Asset>) -> FeeA
         Some(a) => FeeAsset::Other(a),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u32) -> ClientOrderId {
+        ClientOrderId::new(&format!("t-{n}")).unwrap()
+    }
+
+    #[test]
+    fn closed_ring_is_bounded_and_rejected_orders_retire() {
+        let mut oms = Oms::new(1, 2);
+        for n in 0..5 {
+            let o = Order::pending(
+                id(n),
+                Side::Buy,
+                OrderType::Limit,
+                Some(TimeInForce::Gtc),
+                Some(Price::from_mantissa(1)),
+                Price::from_mantissa(1),
+                Qty::from_mantissa(1),
+                UnixNanos(1),
+            );
+            oms.insert(0, o);
+            assert_eq!(oms.on_rejected(0, &id(n), -2010, UnixNanos(2)), Some(Followup::None));
+        }
+        assert!(oms.live(0).is_empty());
+        assert_eq!(oms.closed_len(), 2);
+        // A reject for an order we never had is reported as unknown.
+        assert_eq!(oms.on_rejected(0, &id(99), -2010, UnixNanos(3)), None);
+    }
+}

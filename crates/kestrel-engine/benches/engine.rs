@@ -1,0 +1,2 @@
+//! Engine benches (filled in below).
+fn main() {}

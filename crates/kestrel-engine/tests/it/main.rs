@@ -1,0 +1,6 @@
+//! kestrel-engine integration tests: events in, actions out, through the public API only.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod risk;
+mod strategies;
