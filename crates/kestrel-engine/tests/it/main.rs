@@ -2,5 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod oms;
+mod pnl;
 mod risk;
 mod strategies;
