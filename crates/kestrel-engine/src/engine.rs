@@ -303,7 +303,10 @@ impl Engine {
                     return;
                 };
                 match self.oms.on_unknown(i, client_id, self.now) {
-                    Some(_) => out.push(Action::Query { symbol: *symbol, client_id: *client_id }),
+                    Some(Followup::Query) => {
+                        out.push(Action::Query { symbol: *symbol, client_id: *client_id })
+                    }
+                    Some(Followup::None) => {}
                     None => self.foreign_updates += 1,
                 }
             }

@@ -294,7 +294,11 @@ impl Oms {
         code: i32,
         now: UnixNanos,
     ) -> Option<Followup> {
-        let idx = self.find_live(sym, id)?;
+        let Some(idx) = self.find_live(sym, id) else {
+            // A refused cancel of an order that has since filled or been cancelled: known,
+            // terminal, nothing to do.
+            return self.find_closed(sym, id).map(|_| Followup::None);
+        };
         let order = &mut self.live[sym][idx];
         let follow = match order.status {
             OrderStatus::PendingNew => {
@@ -325,7 +329,10 @@ impl Oms {
         id: &ClientOrderId,
         now: UnixNanos,
     ) -> Option<Followup> {
-        let idx = self.find_live(sym, id)?;
+        let Some(idx) = self.find_live(sym, id) else {
+            // Already terminal (a late timeout report): its final state is known.
+            return self.find_closed(sym, id).map(|_| Followup::None);
+        };
         let order = &mut self.live[sym][idx];
         order.status = OrderStatus::Unknown;
         order.ts_status = now;

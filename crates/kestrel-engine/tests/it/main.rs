@@ -4,5 +4,7 @@
 mod common;
 mod oms;
 mod pnl;
+mod replay;
 mod risk;
 mod strategies;
+mod textlog;
