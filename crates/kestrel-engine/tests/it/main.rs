@@ -4,6 +4,7 @@
 mod common;
 mod oms;
 mod pnl;
+mod prop;
 mod replay;
 mod risk;
 mod strategies;
