@@ -105,8 +105,10 @@ impl OrderBook {
 
     /// Replaces the whole content with a snapshot and marks the book [`BookState::Synced`].
     ///
-    /// Zero-quantity levels in the input are skipped; a negative quantity or non-positive price
-    /// rejects the whole snapshot and leaves the book empty and stale.
+    /// Levels are applied in order with [`OrderBook::set_level`]'s rules, so a zero-quantity
+    /// level is never stored (and, should a price repeat, a later zero removes it). A negative
+    /// quantity or non-positive price rejects the whole snapshot and leaves the book empty and
+    /// stale.
     pub fn apply_snapshot<B, A>(
         &mut self,
         update_id: u64,

@@ -247,3 +247,35 @@ proptest! {
         prop_assert_eq!(up.round_up_to_tick(t), Some(up));
     }
 }
+
+proptest! {
+    #![proptest_config(proptest_config(2048))]
+
+    /// Every arithmetic helper is total: arbitrary operands give a value or `None`, never a
+    /// panic (debug builds trap on overflow, so this also proves no silent wrap-around), and the
+    /// results match the exact i128 arithmetic.
+    #[test]
+    fn all_operations_are_total(a in any::<i64>(), b in any::<i64>(), n in any::<i128>(), k in any::<i128>()) {
+        let (pa, pb) = (Price::from_mantissa(a), Price::from_mantissa(b));
+        let (ai, bi) = (i128::from(a), i128::from(b));
+        prop_assert_eq!(i128::from(pa.midpoint(pb).mantissa()), (ai + bi).div_euclid(2));
+        prop_assert_eq!(pa.abs().mantissa(), a.saturating_abs());
+        prop_assert_eq!(pa.checked_neg().map(Price::mantissa), a.checked_neg());
+        prop_assert_eq!(pa.checked_mul_int(b).map(Price::mantissa), a.checked_mul(b));
+        prop_assert_eq!(pa.saturating_sub(pb).mantissa(), a.saturating_sub(b));
+        prop_assert_eq!(pa.to_notional().mantissa(), ai * 100_000_000);
+        prop_assert_eq!(Notional::of(pa, Qty::from_mantissa(b)).mantissa(), ai * bi);
+
+        let nn = Notional::from_mantissa(n);
+        prop_assert_eq!(nn.div_price_floor(pb).map(Qty::mantissa), n.checked_div_euclid(bi).and_then(|q| i64::try_from(q).ok()));
+        prop_assert_eq!(nn.mul_ratio_floor(k, bi).map(Notional::mantissa), n.checked_mul(k).and_then(|m| m.checked_div_euclid(bi)));
+        prop_assert_eq!(nn.floor_to_qty().map(Qty::mantissa), i64::try_from(n.div_euclid(100_000_000)).ok());
+        prop_assert_eq!(nn.abs().mantissa(), n.saturating_abs());
+        prop_assert_eq!(nn.neg().mantissa(), n.saturating_neg());
+        prop_assert_eq!(nn.saturating_add(Notional::from_mantissa(k)).mantissa(), n.saturating_add(k));
+        prop_assert_eq!(nn.checked_sub(Notional::from_mantissa(k)).map(Notional::mantissa), n.checked_sub(k));
+        // Metrics conversion: finite and within f64 rounding of the exact value.
+        let f = pa.to_f64();
+        prop_assert!(f.is_finite() && (f - ai as f64 / 1e8).abs() <= f.abs() * 1e-15 + 1e-8);
+    }
+}
