@@ -326,10 +326,9 @@ pub fn check(
     RiskDecision::Approve
 }
 
-/// `mid × bps / 10 000`, floored, as a price offset.
-pub(crate) fn band_offset(mid: Price, bps: u32) -> Price {
-    let m = i128::from(mid.mantissa()) * i128::from(bps) / 10_000;
-    Price::from_mantissa(i64::try_from(m).unwrap_or(i64::MAX))
+/// `mid × bps / 10 000`, truncated, as a price offset.
+fn band_offset(mid: Price, bps: u32) -> Price {
+    crate::strategy::bps_of(mid, i64::from(bps))
 }
 
 /// Unfilled quantity of open buys and open sells.

@@ -52,11 +52,15 @@ impl MarketMaker {
         }
         let mid = book.mid()?;
         let (best_bid, best_ask) = (book.best_bid()?.price, book.best_ask()?.price);
-        let max = i128::from(view.max_position.mantissa()).max(1);
-        let at_max = i128::from(self.params.skew_bps_at_max);
-        let skew = (i128::from(view.position.mantissa()) * at_max / max).clamp(-at_max, at_max);
-        #[allow(clippy::cast_possible_truncation)] // clamped to ±10 000
-        let skew = skew as i64;
+        let max = view.max_position.mantissa().max(1);
+        let at_max = i64::from(self.params.skew_bps_at_max);
+        // position × at_max fits i64 unless the position exceeds ~9e10 units; saturate then.
+        let skew = view
+            .position
+            .mantissa()
+            .checked_mul(at_max)
+            .map_or(at_max * view.position.mantissa().signum(), |m| m / max)
+            .clamp(-at_max, at_max);
         let half = i64::from(self.params.half_spread_bps);
         let tick = match view.spec.tick_size() {
             t if t.is_positive() => t,

@@ -99,8 +99,19 @@ impl Strategy for Passive {
     fn on_book(&mut self, _view: &MarketView<'_>, _out: &mut Vec<Intent>) {}
 }
 
-/// `price × bps / 10 000` as a price offset, floored (exact integer math).
+/// `price × bps / 10 000` as a price offset, truncated towards zero (exact integer math; i64
+/// fast path, i128 only for prices beyond ~900 billion units × bps).
+#[inline]
 pub(crate) fn bps_of(price: Price, bps: i64) -> Price {
-    let m = i128::from(price.mantissa()) * i128::from(bps) / 10_000;
-    Price::from_mantissa(i64::try_from(m).unwrap_or(if m < 0 { i64::MIN + 1 } else { i64::MAX }))
+    match price.mantissa().checked_mul(bps) {
+        Some(m) => Price::from_mantissa(m / 10_000),
+        None => {
+            let m = i128::from(price.mantissa()) * i128::from(bps) / 10_000;
+            Price::from_mantissa(i64::try_from(m).unwrap_or(if m < 0 {
+                i64::MIN + 1
+            } else {
+                i64::MAX
+            }))
+        }
+    }
 }
