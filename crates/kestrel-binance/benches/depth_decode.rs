@@ -19,7 +19,8 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        self.0 =
+            self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         self.0 >> 33
     }
     fn range(&mut self, lo: u64, hi: u64) -> u64 {
@@ -81,11 +82,21 @@ fn frames() -> Vec<String> {
 fn synced_book() -> DepthSync {
     let mut r = Lcg(7);
     let bids: Vec<Level> = (0..BOOK_LEVELS)
-        .map(|i| Level::new(price_str(MID_TICKS - 1 - i).parse::<Price>().unwrap(), qty_str(&mut r).parse::<Qty>().unwrap()))
+        .map(|i| {
+            Level::new(
+                price_str(MID_TICKS - 1 - i).parse::<Price>().unwrap(),
+                qty_str(&mut r).parse::<Qty>().unwrap(),
+            )
+        })
         .filter(|l| !l.qty.is_zero())
         .collect();
     let asks: Vec<Level> = (0..BOOK_LEVELS)
-        .map(|i| Level::new(price_str(MID_TICKS + i).parse::<Price>().unwrap(), qty_str(&mut r).parse::<Qty>().unwrap()))
+        .map(|i| {
+            Level::new(
+                price_str(MID_TICKS + i).parse::<Price>().unwrap(),
+                qty_str(&mut r).parse::<Qty>().unwrap(),
+            )
+        })
         .filter(|l| !l.qty.is_zero())
         .collect();
     let mut s = DepthSync::new(Symbol::new("BTCUSDT").unwrap(), 1_000);
@@ -97,7 +108,12 @@ fn synced_book() -> DepthSync {
 
 /// decode → depth sync → top-of-book view; returns the view's update id.
 #[inline]
-fn decode_apply(dec: &mut MarketDecoder, sync: &mut DepthSync, top: &mut BookTop, frame: &[u8]) -> u64 {
+fn decode_apply(
+    dec: &mut MarketDecoder,
+    sync: &mut DepthSync,
+    top: &mut BookTop,
+    frame: &[u8],
+) -> u64 {
     let Ok(Decoded::Depth(h)) = dec.decode(frame) else { panic!("fixture must decode") };
     let d = DepthDelta {
         first_update_id: h.first_update_id,

@@ -232,7 +232,10 @@ impl MarketDecoder {
 enum Top<'a> {
     Done(Decoded<'a>),
     /// `data` came before `stream`: decode the raw slice once the name is known.
-    Deferred { stream: &'a str, data: &'a RawValue },
+    Deferred {
+        stream: &'a str,
+        data: &'a RawValue,
+    },
 }
 
 /// Keys we look at on the top level.
@@ -655,7 +658,10 @@ mod tests {
         // TC0: trade
         let f = wrap("bnbbtc@trade", "ws_trade.json");
         let Decoded::Trade(t) = dec.decode(f.as_bytes()).unwrap() else { panic!("trade") };
-        assert_eq!((t.trade_id, t.price, t.buyer_is_maker), (12345, "0.001".parse().unwrap(), true));
+        assert_eq!(
+            (t.trade_id, t.price, t.buyer_is_maker),
+            (12345, "0.001".parse().unwrap(), true)
+        );
         // TC1: aggTrade
         let f = wrap("bnbbtc@aggTrade", "ws_aggTrade.json");
         let Decoded::AggTrade(t) = dec.decode(f.as_bytes()).unwrap() else { panic!("agg") };
@@ -667,10 +673,7 @@ mod tests {
         // TC3: partial depth
         let f = wrap("bnbbtc@depth5@100ms", "ws_partialDepth.json");
         let d = dec.decode(f.as_bytes()).unwrap();
-        assert_eq!(
-            d,
-            Decoded::PartialDepth { stream: "bnbbtc@depth5@100ms", last_update_id: 160 }
-        );
+        assert_eq!(d, Decoded::PartialDepth { stream: "bnbbtc@depth5@100ms", last_update_id: 160 });
         assert_eq!(dec.asks(), &[l("0.0026", "100")]);
         // TC4: serverShutdown, combined vector
         let f = testdata("ws_serverShutdown_combined.json");
@@ -700,10 +703,17 @@ mod tests {
         .enumerate()
         {
             let f = testdata(file);
-            assert_eq!(dec.decode(f.as_bytes()).unwrap(), Decoded::ControlResult { id: Some(id) }, "TC{i}");
+            assert_eq!(
+                dec.decode(f.as_bytes()).unwrap(),
+                Decoded::ControlResult { id: Some(id) },
+                "TC{i}"
+            );
         }
         let e = br#"{"code":2,"msg":"Invalid request","id":null}"#;
-        assert_eq!(dec.decode(e).unwrap(), Decoded::ControlError { code: 2, msg: "Invalid request" });
+        assert_eq!(
+            dec.decode(e).unwrap(),
+            Decoded::ControlError { code: 2, msg: "Invalid request" }
+        );
     }
 
     #[test]

@@ -259,7 +259,12 @@ impl DepthSync {
     }
 
     /// Feeds the REST snapshot (steps 4–7).
-    pub fn on_snapshot(&mut self, last_update_id: u64, bids: &[Level], asks: &[Level]) -> SnapshotOutcome {
+    pub fn on_snapshot(
+        &mut self,
+        last_update_id: u64,
+        bids: &[Level],
+        asks: &[Level],
+    ) -> SnapshotOutcome {
         if self.phase != Phase::AwaitingSnapshot {
             self.snapshot_pending = false;
             return SnapshotOutcome::Unexpected;
@@ -400,7 +405,8 @@ impl DepthSync {
             return Ok(false); // (a)
         }
         if d.first_update_id > id.saturating_add(1) {
-            return Err(StaleReason::Gap { book_id: id, first_update_id: d.first_update_id }); // (b)
+            return Err(StaleReason::Gap { book_id: id, first_update_id: d.first_update_id });
+            // (b)
         }
         for l in d.bids {
             self.set(BookSide::Bid, *l)?; // (d)
@@ -414,9 +420,7 @@ impl DepthSync {
 
     #[inline]
     fn set(&mut self, side: BookSide, l: Level) -> Result<(), StaleReason> {
-        self.book
-            .set_level(side, l.price, l.qty)
-            .map_err(|_: BookError| StaleReason::InvalidLevel)
+        self.book.set_level(side, l.price, l.qty).map_err(|_: BookError| StaleReason::InvalidLevel)
     }
 }
 
@@ -538,7 +542,10 @@ mod tests {
         );
         assert!(!s.book().is_synced());
         // a snapshot with a bad level is refused too
-        assert_eq!(s.on_snapshot(3, &[l(0, 1)], &[]), SnapshotOutcome::Resync(StaleReason::InvalidLevel));
+        assert_eq!(
+            s.on_snapshot(3, &[l(0, 1)], &[]),
+            SnapshotOutcome::Resync(StaleReason::InvalidLevel)
+        );
     }
 
     #[test]
@@ -792,7 +799,7 @@ mod tests {
                     let (b, a) = ex.snapshot(k - 1);
                     let out = s.on_snapshot(k - 1, &b, &a);
                     if k == 1 {
-                        prop_assert!(matches!(out, SnapshotOutcome::Synced { .. }));
+                        prop_assert!(matches!(out, SnapshotOutcome::Synced { .. }), "{:?}", out);
                     } else {
                         // buffered first U is 1 <= k-1
                         prop_assert!(matches!(out, SnapshotOutcome::Synced { .. }), "{out:?}");

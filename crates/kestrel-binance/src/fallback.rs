@@ -70,7 +70,8 @@ impl FallbackConfig {
     /// The poll period for `symbols` books so that polling stays within the budget share.
     pub fn poll_interval(&self, symbols: usize) -> Duration {
         let per_round = u128::from(depth_weight(self.depth_limit)) * symbols.max(1) as u128;
-        let budget = u128::from(self.weight_budget_per_minute) * u128::from(self.budget_share_pct.min(100));
+        let budget =
+            u128::from(self.weight_budget_per_minute) * u128::from(self.budget_share_pct.min(100));
         // budget is in weight/min × 100 (percent); interval_ms = 60_000 × per_round × 100 / budget.
         let ms = if budget == 0 {
             u128::from(u64::MAX)
@@ -181,7 +182,7 @@ mod tests {
     #[test]
     fn poll_interval_respects_the_weight_budget() {
         let cfg = FallbackConfig::default(); // 6000/min, 20 % = 1200/min, weight 5
-        // TC0: 3 symbols -> 15 weight per round -> 80 rounds/min -> 750 ms, floored to 1 s.
+                                             // TC0: 3 symbols -> 15 weight per round -> 80 rounds/min -> 750 ms, floored to 1 s.
         assert_eq!(cfg.poll_interval(3), Duration::from_secs(1));
         // TC1: 100 symbols -> 500 per round -> 2.4 rounds/min -> 25 s.
         assert_eq!(cfg.poll_interval(100), Duration::from_secs(25));

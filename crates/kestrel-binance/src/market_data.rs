@@ -39,9 +39,10 @@
 //! Events go to a bounded `mpsc::Sender<Event>` with `try_send`; the task never waits on the
 //! engine. When the channel is full:
 //! - a **book** update is dropped, that symbol's book is marked `Stale`, the overflow is
-//!   counted ([`MarketDataObserver::on_overflow`]) and the book is resnapshotted; the `Stale`
-//!   view itself is delivered as soon as the channel has room, before any newer view of that
-//!   symbol, so the engine never keeps trading on a book it believes synced;
+//!   counted ([`MarketDataObserver::on_overflow`]) and the book is resnapshotted. The symbol
+//!   then owes the engine a view: as soon as the channel has room the *current* view is sent
+//!   (`Stale` while the resnapshot is pending, or the freshly synced book if it has already
+//!   landed), and no other view of that symbol is sent before it;
 //! - a **trade** is dropped and counted (trades don't build state).
 //!
 //! `bookTicker` frames produce a one-level [`BookTop`] only for configurations without the
@@ -179,7 +180,11 @@ impl MarketDataConfig {
         Self {
             ws_stream_url,
             symbols,
-            streams: StreamSelection { depth: Some(DepthSpeed::Ms100), trade: true, book_ticker: false },
+            streams: StreamSelection {
+                depth: Some(DepthSpeed::Ms100),
+                trade: true,
+                book_ticker: false,
+            },
             max_streams_per_connection: MAX_STREAMS_PER_CONNECTION,
             heartbeat_timeout: Duration::from_secs(30),
             backoff_base: Duration::from_millis(250),
@@ -219,7 +224,8 @@ impl MarketDataConfig {
     pub fn stream_url(&self, symbols: &[Symbol]) -> Url {
         let mut url = self.ws_stream_url.clone();
         let base = url.path().trim_end_matches('/');
-        let base = base.strip_suffix("/stream").or_else(|| base.strip_suffix("/ws")).unwrap_or(base);
+        let base =
+            base.strip_suffix("/stream").or_else(|| base.strip_suffix("/ws")).unwrap_or(base);
         let path = format!("{base}/stream");
         url.set_path(&path);
         let names: Vec<String> =
@@ -262,6 +268,24 @@ pub type SnapshotFuture = Pin<Box<dyn Future<Output = Result<PartialDepth, Snaps
 pub trait SnapshotSource: Send + Sync + 'static {
     /// Fetches a snapshot. The future must not borrow `self` (clone an `Arc` inside).
     fn depth_snapshot(&self, symbol: Symbol, limit: u16) -> SnapshotFuture;
+}
+
+/// The production source: `GET /api/v3/depth` through the shared, rate-limited REST client, so
+/// resnapshots of many symbols queue behind the weight budget instead of causing a 429.
+impl SnapshotSource for crate::rest::RestClient {
+    fn depth_snapshot(&self, symbol: Symbol, limit: u16) -> SnapshotFuture {
+        let client = self.clone();
+        Box::pin(async move {
+            match client.depth(symbol, limit).await {
+                Ok(d) => Ok(PartialDepth {
+                    last_update_id: d.last_update_id,
+                    bids: d.bids,
+                    asks: d.asks,
+                }),
+                Err(e) => Err(SnapshotError { symbol, source: Box::new(e) }),
+            }
+        })
+    }
 }
 
 /// A connection group's externally visible state (for `kestrel status` and metrics).
@@ -409,7 +433,9 @@ pub struct MarketDataDeps {
 
 impl std::fmt::Debug for MarketDataDeps {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MarketDataDeps").field("time_offset", &self.time_offset).finish_non_exhaustive()
+        f.debug_struct("MarketDataDeps")
+            .field("time_offset", &self.time_offset)
+            .finish_non_exhaustive()
     }
 }
 
@@ -452,7 +478,8 @@ pub fn spawn(
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 type ConnectFuture = Pin<Box<dyn Future<Output = Result<Ws, ConnectError>> + Send>>;
-type PollFuture = Pin<Box<dyn Future<Output = (Symbol, Result<PartialDepth, SnapshotError>)> + Send>>;
+type PollFuture =
+    Pin<Box<dyn Future<Output = (Symbol, Result<PartialDepth, SnapshotError>)> + Send>>;
 
 /// Why a connection attempt failed (logged, then retried with backoff).
 #[derive(Debug, thiserror::Error)]
@@ -542,14 +569,18 @@ enum Ev {
     Tick,
 }
 
-async fn read(conn: &mut Option<Conn>) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
+async fn read(
+    conn: &mut Option<Conn>,
+) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
     match conn {
         Some(c) => c.ws.next().await,
         None => std::future::pending().await,
     }
 }
 
-async fn connecting(c: &mut Option<(Purpose, ConnectFuture)>) -> (Purpose, Result<Ws, ConnectError>) {
+async fn connecting(
+    c: &mut Option<(Purpose, ConnectFuture)>,
+) -> (Purpose, Result<Ws, ConnectError>) {
     match c {
         Some((p, f)) => (*p, f.await),
         None => std::future::pending().await,
@@ -686,7 +717,9 @@ impl GroupTask {
         let url = self.url.clone();
         let timeout = self.cfg.connect_timeout;
         let fut: ConnectFuture = Box::pin(async move {
-            match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(url.as_str())).await {
+            match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(url.as_str()))
+                .await
+            {
                 Ok(Ok((ws, _resp))) => Ok(ws),
                 Ok(Err(e)) => Err(ConnectError::Ws(e)),
                 Err(_) => Err(ConnectError::Timeout),
@@ -727,7 +760,12 @@ impl GroupTask {
             bump(&self.cell().reconnects);
         }
         self.deps.observer.on_connected(conn.id);
-        tracing::info!(group = self.group, generation = self.generation, ?purpose, "market-data connected");
+        tracing::info!(
+            group = self.group,
+            generation = self.generation,
+            ?purpose,
+            "market-data connected"
+        );
         self.cell().connected.store(true, Ordering::Relaxed);
         match (purpose, self.active.is_some()) {
             (Purpose::Handover, true) => {
@@ -743,6 +781,8 @@ impl GroupTask {
                 // restarted when the old socket went away; snapshots can go now.
                 self.active = Some(conn);
                 self.handover_started = None;
+                // Healthy until the heartbeat window passes silently.
+                self.fallback.set_healthy(true, now);
             }
         }
     }
@@ -788,7 +828,11 @@ impl GroupTask {
         if let Some(c) = &self.active {
             self.deps.observer.on_reconnect(c.id, reason);
         }
-        tracing::info!(group = self.group, reason = reason.as_str(), "market-data overlapping reconnect");
+        tracing::info!(
+            group = self.group,
+            reason = reason.as_str(),
+            "market-data overlapping reconnect"
+        );
         self.handover_started = Some(Instant::now());
         self.start_connect(Purpose::Handover);
     }
@@ -804,8 +848,12 @@ impl GroupTask {
         }
         self.active = self.next.take();
         self.handover_started = None;
-        let lagging: Vec<Symbol> =
-            self.order.iter().copied().filter(|s| self.books.get(s).is_some_and(|st| !st.handed_over)).collect();
+        let lagging: Vec<Symbol> = self
+            .order
+            .iter()
+            .copied()
+            .filter(|s| self.books.get(s).is_some_and(|st| !st.handed_over))
+            .collect();
         for s in lagging {
             self.restart_symbol(s, StaleReason::Reconnect);
         }
@@ -900,7 +948,13 @@ impl GroupTask {
             Decoded::BookTicker(t) => (Some(t.symbol), None),
             _ => (None, None),
         };
-        self.deps.observer.on_message(&MessageInfo { connection: conn, kind, symbol, ts_local, latency });
+        self.deps.observer.on_message(&MessageInfo {
+            connection: conn,
+            kind,
+            symbol,
+            ts_local,
+            latency,
+        });
         match decoded {
             Decoded::Depth(h) => {
                 let Some(st) = self.books.get_mut(&h.symbol) else { return };
@@ -993,7 +1047,12 @@ impl GroupTask {
 
     // ----- books and output ---------------------------------------------------------------------
 
-    fn on_send_error(&mut self, symbol: Symbol, kind: StreamKind, e: mpsc::error::TrySendError<Event>) {
+    fn on_send_error(
+        &mut self,
+        symbol: Symbol,
+        kind: StreamKind,
+        e: mpsc::error::TrySendError<Event>,
+    ) {
         match e {
             mpsc::error::TrySendError::Closed(_) => self.closed = true,
             mpsc::error::TrySendError::Full(_) => {
@@ -1067,7 +1126,13 @@ impl GroupTask {
         }
     }
 
-    fn after_restart(&mut self, symbol: Symbol, reason: StaleReason, request: bool, ts_local: UnixNanos) {
+    fn after_restart(
+        &mut self,
+        symbol: Symbol,
+        reason: StaleReason,
+        request: bool,
+        ts_local: UnixNanos,
+    ) {
         bump(&self.status[self.group].resyncs);
         self.deps.observer.on_resync(symbol, reason);
         tracing::info!(group = self.group, %symbol, reason = reason.as_str(), "book stale, resyncing");
@@ -1311,7 +1376,9 @@ mod tests {
     #[test]
     fn combined_stream_url() {
         // TC0..TC2: bare host, `/ws` (testnet style) and `/stream` bases all end in `/stream`.
-        for base in ["ws://127.0.0.1:9", "wss://stream.testnet.binance.vision/ws", "ws://h:1/stream"] {
+        for base in
+            ["ws://127.0.0.1:9", "wss://stream.testnet.binance.vision/ws", "ws://h:1/stream"]
+        {
             let cfg = MarketDataConfig::new(base.parse().unwrap(), vec![sym("BTCUSDT")]);
             let url = cfg.stream_url(&[sym("BTCUSDT"), sym("ETHUSDT")]);
             assert_eq!(url.path(), "/stream", "{base}");

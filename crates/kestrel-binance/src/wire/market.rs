@@ -332,12 +332,10 @@ impl<'de> Visitor<'de> for OneLevel {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Level, A::Error> {
-        let price = seq
-            .next_element_seed(PriceSeed)?
-            .ok_or_else(|| de::Error::invalid_length(0, &self))?;
-        let qty = seq
-            .next_element_seed(QtySeed)?
-            .ok_or_else(|| de::Error::invalid_length(1, &self))?;
+        let price =
+            seq.next_element_seed(PriceSeed)?.ok_or_else(|| de::Error::invalid_length(0, &self))?;
+        let qty =
+            seq.next_element_seed(QtySeed)?.ok_or_else(|| de::Error::invalid_length(1, &self))?;
         // Binance sends exactly two elements; anything more is a protocol change we refuse.
         if seq.next_element::<de::IgnoredAny>()?.is_some() {
             return Err(de::Error::invalid_length(3, &self));
@@ -444,8 +442,7 @@ mod tests {
         assert_eq!(d.last_update_id, 160);
         assert_eq!(d.bids, vec![Level::new(p("0.0024"), q("10"))]);
         assert_eq!(d.asks, vec![Level::new(p("0.0026"), q("100"))]);
-        let s: PartialDepth =
-            serde_json::from_str(&testdata("rest_depth_snapshot.json")).unwrap();
+        let s: PartialDepth = serde_json::from_str(&testdata("rest_depth_snapshot.json")).unwrap();
         assert_eq!(s.last_update_id, 1_027_024);
         assert_eq!(s.bids, vec![Level::new(p("4.00000000"), q("431.00000000"))]);
         assert_eq!(s.asks, vec![Level::new(p("4.00000200"), q("12.00000000"))]);
@@ -503,9 +500,10 @@ mod tests {
     #[test]
     fn control_error_shape() {
         // The docs print this shape inline (no vector file): {"code": 2, "msg": .., "id": ..}.
-        let e: ControlError =
-            serde_json::from_str(r#"{"code": 2, "msg": "Invalid request: unknown variant", "id": 7}"#)
-                .unwrap();
+        let e: ControlError = serde_json::from_str(
+            r#"{"code": 2, "msg": "Invalid request: unknown variant", "id": 7}"#,
+        )
+        .unwrap();
         assert_eq!(e.code, 2);
         assert_eq!(e.id, Some(ControlId::Num(7)));
         let e: ControlError = serde_json::from_str(r#"{"code":3,"msg":"Invalid JSON"}"#).unwrap();

@@ -3,7 +3,9 @@
 #![allow(clippy::unwrap_used)]
 
 use kestrel_binance::decode::{Decoded, MarketDecoder};
-use kestrel_binance::depth_sync::{DeltaOutcome, DepthDelta, DepthSync, SnapshotOutcome, StaleReason};
+use kestrel_binance::depth_sync::{
+    DeltaOutcome, DepthDelta, DepthSync, SnapshotOutcome, StaleReason,
+};
 use kestrel_binance::wire::market::PartialDepth;
 use kestrel_model::{Level, Symbol};
 
@@ -44,7 +46,10 @@ fn doc_vectors_sync_a_book() {
         SnapshotOutcome::Synced { applied: 0, dropped: 1 }
     );
     // U == id + 1 passes rule (b).
-    assert_eq!(feed(&mut dec, &mut sync, &depth_frame(161, 163, ("0.0025", "3"))), DeltaOutcome::Applied);
+    assert_eq!(
+        feed(&mut dec, &mut sync, &depth_frame(161, 163, ("0.0025", "3"))),
+        DeltaOutcome::Applied
+    );
     let best = sync.book().best_bid().unwrap();
     assert_eq!(best, Level::new("0.0025".parse().unwrap(), "3".parse().unwrap()));
     // A gap at 165 (book is at 163) forces a resync.
@@ -66,9 +71,12 @@ fn rest_snapshot_vector_with_older_buffer_is_too_old_then_syncs() {
     feed(&mut dec, &mut sync, &depth_frame(1_027_030, 1_027_031, ("4", "1")));
     let snap: PartialDepth = serde_json::from_str(&testdata("rest_depth_snapshot.json")).unwrap();
     // lastUpdateId 1027024 < first buffered U 1027030: step 4, fetch again.
-    assert_eq!(sync.on_snapshot(snap.last_update_id, &snap.bids, &snap.asks), SnapshotOutcome::TooOld);
     assert_eq!(
-        sync.on_snapshot(1_027_029, &snap.bids, &snap.asks),
+        sync.on_snapshot(snap.last_update_id, &snap.bids, &snap.asks),
+        SnapshotOutcome::TooOld
+    );
+    assert_eq!(
+        sync.on_snapshot(1_027_030, &snap.bids, &snap.asks),
         SnapshotOutcome::Synced { applied: 1, dropped: 0 }
     );
     assert_eq!(sync.book().update_id(), 1_027_031);

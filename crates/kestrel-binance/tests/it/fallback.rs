@@ -81,7 +81,8 @@ async fn operator_forces_fallback_on_and_off() {
     let (handle, mut rx, mut notes) = start(&ex, Duration::from_secs(3600)).await;
     until_match(&ex, &mut rx, BookSource::WebSocket).await;
     handle.set_forced_fallback(true);
-    wait_note(&mut notes, "forced fallback", |n| *n == Note::Mode(MarketDataMode::RestFallback)).await;
+    wait_note(&mut notes, "forced fallback", |n| *n == Note::Mode(MarketDataMode::RestFallback))
+        .await;
     until_match(&ex, &mut rx, BookSource::RestFallback).await;
     handle.set_forced_fallback(false);
     wait_note(&mut notes, "released", |n| *n == Note::Mode(MarketDataMode::WebSocket)).await;

@@ -209,17 +209,27 @@ impl FakeExchange {
                 let q = if self.rand(0, 4) == 0 { 0 } else { self.rand(1, 500) };
                 if bid {
                     let p = self.rand(9_980, 10_000);
-                    if q == 0 { b.bids.remove(&p); } else { b.bids.insert(p, q); }
+                    if q == 0 {
+                        b.bids.remove(&p);
+                    } else {
+                        b.bids.insert(p, q);
+                    }
                     bids.push((p, q));
                 } else {
                     let p = self.rand(10_001, 10_021);
-                    if q == 0 { b.asks.remove(&p); } else { b.asks.insert(p, q); }
+                    if q == 0 {
+                        b.asks.remove(&p);
+                    } else {
+                        b.asks.insert(p, q);
+                    }
                     asks.push((p, q));
                 }
             }
             let fmt = |v: &[(i64, i64)]| {
                 v.iter()
-                    .map(|(p, q)| format!(r#"["{}","{}"]"#, px(*p), Qty::from_mantissa(*q * 1_000_000)))
+                    .map(|(p, q)| {
+                        format!(r#"["{}","{}"]"#, px(*p), Qty::from_mantissa(*q * 1_000_000))
+                    })
                     .collect::<Vec<_>>()
                     .join(",")
             };
@@ -230,12 +240,15 @@ impl FakeExchange {
             let stream = format!("{}@depth@100ms", symbol.to_lowercase());
             (
                 b.id,
-                (stream.clone(), format!(
-                    r#"{{"stream":"{stream}","data":{{"e":"depthUpdate","E":{now_ms},"s":"{symbol}","U":{id},"u":{id},"b":[{}],"a":[{}]}}}}"#,
-                    fmt(&bids),
-                    fmt(&asks),
-                    id = b.id
-                )),
+                (
+                    stream.clone(),
+                    format!(
+                        r#"{{"stream":"{stream}","data":{{"e":"depthUpdate","E":{now_ms},"s":"{symbol}","U":{id},"u":{id},"b":[{}],"a":[{}]}}}}"#,
+                        fmt(&bids),
+                        fmt(&asks),
+                        id = b.id
+                    ),
+                ),
             )
         };
         if publish {
@@ -376,7 +389,11 @@ impl MarketDataObserver for NoteObserver {
 pub const WAIT: Duration = Duration::from_secs(10);
 
 /// Waits for an observer note matching `pred`.
-pub async fn wait_note(rx: &mut mpsc::UnboundedReceiver<Note>, what: &str, pred: impl Fn(&Note) -> bool) -> Note {
+pub async fn wait_note(
+    rx: &mut mpsc::UnboundedReceiver<Note>,
+    what: &str,
+    pred: impl Fn(&Note) -> bool,
+) -> Note {
     tokio::time::timeout(WAIT, async {
         loop {
             let n = rx.recv().await.expect("observer channel closed");
