@@ -231,3 +231,124 @@ impl EngineConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kestrel_model::Asset;
+
+    fn spec(sym: &str, trading: bool) -> InstrumentSpec {
+        InstrumentSpec {
+            symbol: Symbol::new(sym).unwrap(),
+            base: Asset::new("BTC").unwrap(),
+            quote: Asset::new("USDT").unwrap(),
+            trading,
+            price_filter: None,
+            lot_size: None,
+            market_lot_size: None,
+            min_notional: None,
+            notional: None,
+            percent_price: None,
+            percent_price_by_side: None,
+            max_num_orders: None,
+        }
+    }
+
+    fn maker() -> MakerParams {
+        MakerParams {
+            half_spread_bps: 10,
+            quote_qty: "0.001".parse().unwrap(),
+            skew_bps_at_max: 10,
+            requote_threshold_bps: 5,
+            min_requote_interval: Duration::from_millis(100),
+            stale_after: Duration::from_secs(2),
+            post_only: false,
+        }
+    }
+
+    fn good() -> EngineConfig {
+        EngineConfig {
+            symbols: vec![SymbolConfig {
+                symbol: Symbol::new("BTCUSDT").unwrap(),
+                strategy: StrategyConfig::MarketMaker(maker()),
+                max_position: "0.01".parse().unwrap(),
+                max_open_orders: 4,
+            }],
+            risk: RiskLimits {
+                funds: "500".parse().unwrap(),
+                max_drawdown: "50".parse().unwrap(),
+                price_band_bps: 100,
+                orders_per_sec: 4,
+                order_burst: 8,
+                allow_rest_fallback: false,
+            },
+            order_ack_timeout: Duration::from_secs(5),
+        }
+    }
+
+    #[test]
+    fn validation_names_the_bad_field() {
+        let specs = [spec("BTCUSDT", true), spec("HALTED", false)];
+        assert_eq!(good().validate(&specs), Ok(()));
+        type Mutate = fn(&mut EngineConfig);
+        let cases: &[(Mutate, &str)] = &[
+            // TC0..: each mutation and the error text it must produce
+            (|c| c.symbols.clear(), "no symbols configured"),
+            (|c| c.symbols.push(c.symbols[0].clone()), "symbol BTCUSDT configured twice"),
+            (
+                |c| c.symbols[0].symbol = Symbol::new("ETHUSDT").unwrap(),
+                "no instrument spec for symbol ETHUSDT",
+            ),
+            (
+                |c| c.symbols[0].symbol = Symbol::new("HALTED").unwrap(),
+                "symbol HALTED is not trading",
+            ),
+            (|c| c.risk.funds = Notional::ZERO, "*: invalid funds: must be positive"),
+            (
+                |c| c.risk.max_drawdown = "-1".parse().unwrap(),
+                "*: invalid max_drawdown: must be positive",
+            ),
+            (|c| c.risk.price_band_bps = 0, "*: invalid price_band_bps: must be in 1..10000"),
+            (|c| c.risk.order_burst = 0, "*: invalid orders_per_sec/order_burst: must be positive"),
+            (
+                |c| c.order_ack_timeout = Duration::ZERO,
+                "*: invalid order_ack_timeout: must be positive",
+            ),
+            (
+                |c| c.symbols[0].max_position = Qty::ZERO,
+                "BTCUSDT: invalid max_position: must be positive",
+            ),
+            (
+                |c| c.symbols[0].max_open_orders = 0,
+                "BTCUSDT: invalid max_open_orders: must be positive",
+            ),
+            (
+                |c| {
+                    let mut m = maker();
+                    m.quote_qty = Qty::ZERO;
+                    c.symbols[0].strategy = StrategyConfig::MarketMaker(m);
+                },
+                "BTCUSDT: invalid quote_qty: must be positive",
+            ),
+            (
+                |c| {
+                    c.symbols[0].strategy = StrategyConfig::ImbalanceTaker(TakerParams {
+                        depth_levels: 11,
+                        imbalance_threshold_bps: 3000,
+                        micro_edge_bps: 0,
+                        cooldown: Duration::ZERO,
+                        order_qty: "0.001".parse().unwrap(),
+                        style: TakerOrderStyle::Market,
+                    })
+                },
+                "BTCUSDT: invalid depth_levels: must be in 1..=10",
+            ),
+        ];
+        for (i, (mutate, want)) in cases.iter().enumerate() {
+            let mut c = good();
+            mutate(&mut c);
+            let err = c.validate(&specs).unwrap_err();
+            assert_eq!(err.to_string(), *want, "TC{i}");
+        }
+    }
+}

@@ -19,6 +19,8 @@
 //! - [`config`]: plain config structs (the binary maps TOML onto them).
 //! - [`snapshot`]: the published [`EngineSnapshot`].
 
+#![warn(missing_docs)]
+
 pub mod client_id;
 pub mod config;
 pub mod engine;
