@@ -1,0 +1,5 @@
+//! Integration tests of the `kestrel` crate: one test binary (STYLE.md 2.6).
+#![allow(clippy::unwrap_used)]
+
+mod cli;
+mod journal_crash;
