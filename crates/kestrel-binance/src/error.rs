@@ -87,6 +87,9 @@ pub enum BinanceError {
     /// executed.
     #[error("websocket api connection lost with the request in flight")]
     Disconnected,
+    /// The WebSocket API session had no connection: the request was never sent (safe to retry).
+    #[error("websocket api not connected; request not sent")]
+    NotConnected,
     /// A signed request without credentials, or a key that cannot sign.
     #[error("signing failed")]
     Sign(#[from] crate::sign::SignError),
@@ -140,7 +143,11 @@ impl BinanceError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::RateLimited { banned, .. } => !banned,
-            Self::Transport(_) | Self::Timeout | Self::WebSocket(_) | Self::Disconnected => true,
+            Self::Transport(_)
+            | Self::Timeout
+            | Self::WebSocket(_)
+            | Self::Disconnected
+            | Self::NotConnected => true,
             Self::Api { http_status, code, .. } => {
                 *http_status >= 500
                     || *code == CODE_TIMEOUT

@@ -14,6 +14,7 @@ pub mod depth_sync;
 pub mod endpoints;
 pub mod error;
 pub mod fallback;
+pub mod gateway;
 pub mod market_data;
 pub mod observer;
 pub mod parse;

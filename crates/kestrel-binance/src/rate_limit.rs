@@ -515,7 +515,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    fn limiter_spreads_requests_over_windows() {
+    async fn limiter_spreads_requests_over_windows() {
         let rl = RateLimiter::new(&limits(100, 50), 100);
         let start = Instant::now();
         // 5 snapshots of weight 50: two per minute window.

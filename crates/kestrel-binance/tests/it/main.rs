@@ -9,7 +9,11 @@
 
 // brest
 mod golden;
+mod rate_limit;
+mod rest;
 mod signing;
+mod user_stream;
+mod ws_api;
 
 // bmd
 mod depth_sync;

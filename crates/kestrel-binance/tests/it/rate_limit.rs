@@ -1,0 +1,75 @@
+//! Rate limiting against `kestrel-sim`: 429 back-off and recovery (S06), 418 full stop until
+//! the ban ends (S07), header-corrected weight.
+
+use std::time::{Duration, Instant};
+
+use kestrel_binance::error::BinanceError;
+use kestrel_sim::Fault;
+
+use crate::rest::{btc, rest, sim};
+
+#[tokio::test]
+async fn scenario_s06_429_backs_off_per_retry_after_and_recovers() {
+    let sim = sim().await;
+    let c = rest(&sim);
+    c.server_time().await.unwrap();
+    let before = sim.stats().rest_requests;
+    sim.inject(Fault::HttpError { status: 429, requests: 1, retry_after_s: Some(1) }).unwrap();
+    let e = c.server_time().await.unwrap_err();
+    assert!(
+        matches!(e, BinanceError::RateLimited { banned: false, retry_after } if retry_after == Duration::from_secs(1)),
+        "{e:?}"
+    );
+    assert!(e.is_rate_limited() && e.is_retryable());
+    // Every request now waits out Retry-After instead of hammering the exchange.
+    let t = Instant::now();
+    let (a, b) = tokio::join!(c.server_time(), c.depth(btc(), 5));
+    assert!(a.is_ok() && b.is_ok());
+    assert!(t.elapsed() >= Duration::from_millis(900), "waited only {:?}", t.elapsed());
+    let s = sim.stats();
+    assert_eq!(s.rest_requests, before + 3, "one 429 then exactly the two paused requests");
+    assert_eq!(s.http_418, 0, "never escalated to a ban");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn scenario_s07_418_stops_every_request_until_the_ban_ends() {
+    let sim = sim().await;
+    let c = rest(&sim);
+    sim.inject(Fault::HttpError { status: 418, requests: 1, retry_after_s: Some(2) }).unwrap();
+    let e = c.depth(btc(), 5).await.unwrap_err();
+    assert!(matches!(e, BinanceError::RateLimited { banned: true, .. }), "{e:?}");
+    assert!(!e.is_retryable());
+    let sent = sim.stats().rest_requests;
+    // During the ban nothing is sent: requests fail locally, signed or not, orders included.
+    for _ in 0..3 {
+        assert!(matches!(
+            c.server_time().await.unwrap_err(),
+            BinanceError::RateLimited { banned: true, .. }
+        ));
+    }
+    assert!(matches!(
+        c.place_order(&crate::rest::resting_buy("ban-1")).await.unwrap_err(),
+        BinanceError::RateLimited { banned: true, .. }
+    ));
+    assert_eq!(sim.stats().rest_requests, sent);
+    let (left, banned) = c.rate_limiter().paused_for().unwrap();
+    assert!(banned && left <= Duration::from_secs(2));
+    // The ban's end is the event under test: wait exactly until then.
+    tokio::time::sleep(left).await;
+    c.server_time().await.unwrap();
+    assert_eq!(sim.stats().rest_requests, sent + 1);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn used_weight_follows_the_exchange_header() {
+    let sim = sim().await;
+    let c = rest(&sim);
+    c.depth(btc(), 1000).await.unwrap();
+    // The sim charges weight on arrival and reports X-MBX-USED-WEIGHT-1M; our count agrees.
+    assert_eq!(c.rate_limiter().used_weight(), 50);
+    c.server_time().await.unwrap();
+    assert_eq!(c.rate_limiter().used_weight(), 51);
+    sim.shutdown().await;
+}
