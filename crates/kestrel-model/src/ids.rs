@@ -72,7 +72,8 @@ macro_rules! inline_str {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
+                // `pad`, not `write_str`, so width and alignment work in tables.
+                f.pad(self.as_str())
             }
         }
 
@@ -130,7 +131,8 @@ pub struct OrderId(pub u64);
 
 impl fmt::Display for OrderId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
+        // Forward the formatter so width and alignment apply.
+        fmt::Display::fmt(&self.0, f)
     }
 }
 
@@ -140,7 +142,8 @@ pub struct TradeId(pub u64);
 
 impl fmt::Display for TradeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
+        // Forward the formatter so width and alignment apply.
+        fmt::Display::fmt(&self.0, f)
     }
 }
 
@@ -156,6 +159,18 @@ mod tests {
         assert_eq!(Symbol::new("BTC USDT"), Err(IdError::InvalidChar(' ')));
         assert_eq!(Symbol::new(&"A".repeat(33)), Err(IdError::TooLong { max: 32 }));
         assert_eq!(Symbol::new("BTCUSDT").unwrap().to_stream_name(), "btcusdt");
+    }
+
+    #[test]
+    fn display_honours_width() {
+        // Used to ignore the formatter's width (operator tables would not line up).
+        let s = Symbol::new("BTCUSDT").unwrap();
+        assert_eq!(format!("{s:<10}|"), "BTCUSDT   |");
+        assert_eq!(format!("{:>6}", Asset::new("BTC").unwrap()), "   BTC");
+        assert_eq!(format!("{:>5}", OrderId(42)), "   42");
+        assert_eq!(format!("{:<4}|", TradeId(7)), "7   |");
+        assert_eq!(s.to_string(), "BTCUSDT");
+        assert_eq!(format!("{s:?}"), "Symbol(\"BTCUSDT\")");
     }
 
     #[test]

@@ -16,6 +16,10 @@
 //! - `PERCENT_PRICE`: `avg * multiplierDown <= price <= avg * multiplierUp`.
 //! - `PERCENT_PRICE_BY_SIDE`: the same with `bid*` multipliers for BUY and `ask*` for SELL.
 //! - `MAX_NUM_ORDERS`: open orders on the symbol (this one included) `<= maxNumOrders`.
+//!
+//! When a filter needs a reference the caller did not give (no `avg_price` for a percent-price
+//! band, no way to compute a market order's notional), the check fails closed with
+//! [`FilterViolation::MissingPrice`] instead of skipping the filter.
 
 use std::fmt;
 
