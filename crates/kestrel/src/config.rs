@@ -22,13 +22,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use kestrel_binance::endpoints::Endpoints;
 use kestrel_model::{Asset, Notional, ParseNumError, Qty, Symbol, TOP_LEVELS};
 use serde::Deserialize;
 use url::Url;
 
 use crate::journal::ClientIdPrefix;
 use crate::secrets::{
-    self, Credentials, EnvSource, LoadedSecret, SecretError, ADMIN_TOKEN_ENV, API_KEY_ENV,
+    self, ApiCredentials, EnvSource, LoadedSecret, SecretError, ADMIN_TOKEN_ENV, API_KEY_ENV,
     API_SECRET_ENV,
 };
 
@@ -315,37 +316,26 @@ impl ExchangeEnv {
         }
     }
 
-    /// Preset endpoints (SPEC.md §1). The sim preset matches `kestrel sim`'s default listen
-    /// address; override `endpoints.*` when the simulator runs elsewhere.
-    pub const fn preset(self) -> (&'static str, &'static str, &'static str) {
+    /// Preset endpoints: mainnet and testnet are `kestrel-binance`'s presets (SPEC.md §1); the
+    /// sim preset is `kestrel sim`'s default listen address ([`SIM_PRESET`]). Override
+    /// `endpoints.*` per field when the exchange or the simulator lives elsewhere.
+    pub fn preset(self) -> Endpoints {
         match self {
-            ExchangeEnv::Mainnet => (
-                "https://api.binance.com",
-                "wss://stream.binance.com:9443",
-                "wss://ws-api.binance.com:443/ws-api/v3",
-            ),
-            ExchangeEnv::Testnet => (
-                "https://testnet.binance.vision",
-                "wss://stream.testnet.binance.vision",
-                "wss://ws-api.testnet.binance.vision/ws-api/v3",
-            ),
+            ExchangeEnv::Mainnet => Endpoints::mainnet(),
+            ExchangeEnv::Testnet => Endpoints::testnet(),
             ExchangeEnv::Sim => {
-                ("http://127.0.0.1:9190", "ws://127.0.0.1:9190", "ws://127.0.0.1:9190/ws-api/v3")
+                let parse =
+                    |s: &str| Url::parse(s).expect("invariant: SIM_PRESET URLs are valid literals");
+                Endpoints::from_base(parse(SIM_PRESET.0), parse(SIM_PRESET.1), parse(SIM_PRESET.2))
             }
         }
     }
 }
 
-/// The three Binance base URLs. Every endpoint is configurable (STYLE.md 2.7, mistake 3).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoints {
-    /// REST base (`/api/v3/...` is appended): snapshots, fallback polling, REST orders.
-    pub rest: Url,
-    /// Market-data stream base (`/stream?streams=...` is appended).
-    pub ws_stream: Url,
-    /// WebSocket API endpoint (complete URL): user data and, with `ws-api` transport, orders.
-    pub ws_api: Url,
-}
+/// REST, stream and WebSocket API URLs of the simulator when `kestrel sim` runs with its
+/// default listen address.
+pub const SIM_PRESET: (&str, &str, &str) =
+    ("http://127.0.0.1:9190", "ws://127.0.0.1:9190", "ws://127.0.0.1:9190/ws-api/v3");
 
 /// Depth diff stream speed (`<sym>@depth` vs `<sym>@depth@100ms`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -606,7 +596,7 @@ pub struct Config {
     pub endpoints: Endpoints,
     /// API credentials from the environment or files; `None` when not set (allowed for `sim`
     /// and for `check-config`; `run` against mainnet/testnet refuses to start without them).
-    pub credentials: Option<Credentials>,
+    pub credentials: Option<ApiCredentials>,
     /// Traded symbols, in file order, no duplicates, at least one.
     pub symbols: Vec<SymbolConfig>,
     /// Risk limits.
@@ -913,24 +903,17 @@ fn validate_url(field: &str, text: &str, schemes: &[&str]) -> Result<Url, Config
 }
 
 fn validate_endpoints(env: ExchangeEnv, raw: RawEndpoints) -> Result<Endpoints, ConfigError> {
-    let (rest, stream, api) = env.preset();
-    Ok(Endpoints {
-        rest: validate_url(
-            "endpoints.rest_url",
-            raw.rest_url.as_deref().unwrap_or(rest),
-            &["https", "http"],
-        )?,
-        ws_stream: validate_url(
-            "endpoints.ws_stream_url",
-            raw.ws_stream_url.as_deref().unwrap_or(stream),
-            &["wss", "ws"],
-        )?,
-        ws_api: validate_url(
-            "endpoints.ws_api_url",
-            raw.ws_api_url.as_deref().unwrap_or(api),
-            &["wss", "ws"],
-        )?,
-    })
+    let mut e = env.preset();
+    if let Some(text) = &raw.rest_url {
+        e.rest = validate_url("endpoints.rest_url", text, &["https", "http"])?;
+    }
+    if let Some(text) = &raw.ws_stream_url {
+        e.ws_stream = validate_url("endpoints.ws_stream_url", text, &["wss", "ws"])?;
+    }
+    if let Some(text) = &raw.ws_api_url {
+        e.ws_api = validate_url("endpoints.ws_api_url", text, &["wss", "ws"])?;
+    }
+    Ok(e)
 }
 
 fn validate_symbol(
@@ -1275,11 +1258,7 @@ impl fmt::Display for Config {
         line(f, "credentials.api_key", secret_state(creds.map(|c| &c.api_key)))?;
         line(f, "credentials.api_secret", secret_state(creds.map(|c| &c.api_secret)))?;
         if let Some(c) = creds {
-            line(
-                f,
-                "credentials.signing",
-                if c.secret_is_pem() { "asymmetric key (PEM)" } else { "HMAC-SHA256" },
-            )?;
+            line(f, "credentials.signing", c.signing())?;
         }
         for (i, s) in self.symbols.iter().enumerate() {
             let p = format!("symbols[{i}]");
@@ -1445,6 +1424,7 @@ path = "kestrel.sqlite"
         .unwrap();
         assert_eq!(c.endpoints.rest.as_str(), "http://127.0.0.1:4000/");
         assert_eq!(c.endpoints.ws_stream.as_str(), "ws://127.0.0.1:9190/");
+        assert_eq!(c.endpoints.ws_api.as_str(), "ws://127.0.0.1:9190/ws-api/v3");
     }
 
     #[test]

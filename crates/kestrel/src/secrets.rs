@@ -10,17 +10,21 @@
 //! (the final newline an editor adds) removed. An empty value counts as not set.
 //!
 //! Every secret is held in a [`Secret`], whose `Debug`/`Display` print `[redacted]` and whose
-//! memory is zeroed on drop.
+//! memory is zeroed on drop. The API secret is checked at load time to be a usable signing key
+//! for `kestrel_binance::sign` (an HMAC secret, or an Ed25519 PEM that must parse), and
+//! [`ApiCredentials::signing_credentials`] builds the `kestrel_binance::sign::Credentials` each
+//! client signs with (the signing types are theirs; this module only finds the secrets).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use kestrel_binance::sign::{self, SignError};
 use zeroize::Zeroizing;
 
-/// Env var holding the Binance API key.
-pub const API_KEY_ENV: &str = "KESTREL_BINANCE_API_KEY";
-/// Env var holding the Binance API secret (HMAC secret or Ed25519 private key PEM).
-pub const API_SECRET_ENV: &str = "KESTREL_BINANCE_API_SECRET";
+/// Env var holding the Binance API key (the name `kestrel-binance` documents).
+pub const API_KEY_ENV: &str = sign::ENV_API_KEY;
+/// Env var holding the Binance API secret: HMAC secret or Ed25519 private key PEM.
+pub const API_SECRET_ENV: &str = sign::ENV_API_SECRET;
 /// Env var holding the admin API token.
 pub const ADMIN_TOKEN_ENV: &str = "KESTREL_ADMIN_TOKEN";
 
@@ -101,20 +105,47 @@ pub struct LoadedSecret {
     pub origin: SecretOrigin,
 }
 
-/// Binance API credentials.
+/// Binance API credentials as found (text, redacted), already checked to be a usable signing
+/// key.
 #[derive(Debug)]
-pub struct Credentials {
+pub struct ApiCredentials {
     /// The API key, sent in `X-MBX-APIKEY` / `apiKey`.
     pub api_key: LoadedSecret,
     /// The HMAC secret or the Ed25519 private key (PEM) that signs requests.
     pub api_secret: LoadedSecret,
+    /// Whether the secret is an Ed25519 key (required for `session.logon`), else HMAC.
+    is_ed25519: bool,
 }
 
-impl Credentials {
-    /// True if the secret looks like a PEM private key (Ed25519 or RSA) rather than an HMAC
-    /// secret; signing picks the algorithm from this.
-    pub fn secret_is_pem(&self) -> bool {
-        self.api_secret.secret.expose().trim_start().starts_with("-----BEGIN")
+impl ApiCredentials {
+    /// Checks that the secret is a usable signing key and pairs it with the key.
+    pub fn new(api_key: LoadedSecret, api_secret: LoadedSecret) -> Result<Self, SecretError> {
+        let parsed = sign::Secret::from_text(api_secret.secret.expose()).map_err(|source| {
+            SecretError::InvalidKey { origin: api_secret.origin.clone(), source }
+        })?;
+        Ok(Self { api_key, api_secret, is_ed25519: parsed.is_ed25519() })
+    }
+
+    /// True for an Ed25519 key, false for an HMAC secret.
+    pub fn is_ed25519(&self) -> bool {
+        self.is_ed25519
+    }
+
+    /// The signing algorithm, for display.
+    pub fn signing(&self) -> &'static str {
+        if self.is_ed25519 {
+            "Ed25519"
+        } else {
+            "HMAC-SHA256"
+        }
+    }
+
+    /// The credentials a `kestrel-binance` client signs with (a fresh value per client; the
+    /// parsed key is zeroized when that client drops it).
+    pub fn signing_credentials(&self) -> sign::Credentials {
+        let secret = sign::Secret::from_text(self.api_secret.secret.expose())
+            .expect("invariant: the same text parsed in ApiCredentials::new");
+        sign::Credentials::new(self.api_key.secret.expose(), secret)
     }
 }
 
@@ -153,6 +184,15 @@ pub enum SecretError {
         what: &'static str,
         /// The file.
         path: PathBuf,
+    },
+    /// The API secret is neither an HMAC secret nor a valid Ed25519 PEM key.
+    #[error("the API secret from {origin} is not a usable signing key")]
+    InvalidKey {
+        /// Where it came from.
+        origin: SecretOrigin,
+        /// Why the signer refused it.
+        #[source]
+        source: SignError,
     },
     /// Only one of the API key and the API secret is set.
     #[error("{present} is set but {missing} is not; set both (or neither)")]
@@ -211,16 +251,17 @@ pub fn load_secret(
     }
 }
 
-/// Loads the API key and secret as a pair: both or neither.
+/// Loads the API key and secret as a pair (both or neither) and checks the secret is a usable
+/// signing key.
 pub fn load_credentials(
     env: &dyn EnvSource,
     key_file: Option<&Path>,
     secret_file: Option<&Path>,
-) -> Result<Option<Credentials>, SecretError> {
+) -> Result<Option<ApiCredentials>, SecretError> {
     let key = load_secret(env, "API key", API_KEY_ENV, key_file)?;
     let secret = load_secret(env, "API secret", API_SECRET_ENV, secret_file)?;
     match (key, secret) {
-        (Some(api_key), Some(api_secret)) => Ok(Some(Credentials { api_key, api_secret })),
+        (Some(api_key), Some(api_secret)) => ApiCredentials::new(api_key, api_secret).map(Some),
         (None, None) => Ok(None),
         (Some(_), None) => {
             Err(SecretError::Incomplete { present: "the API key", missing: "the API secret" })
@@ -282,17 +323,19 @@ mod tests {
         let s = Secret::new("hunter2-very-secret".into());
         assert_eq!(format!("{s}"), "[redacted]");
         assert_eq!(format!("{s:?}"), "Secret([redacted])");
-        let creds = Credentials {
-            api_key: LoadedSecret {
+        let creds = ApiCredentials::new(
+            LoadedSecret {
                 secret: Secret::new("KEYVALUE".into()),
                 origin: SecretOrigin::Env(API_KEY_ENV),
             },
-            api_secret: LoadedSecret {
+            LoadedSecret {
                 secret: Secret::new("SECRETVALUE".into()),
                 origin: SecretOrigin::Env(API_SECRET_ENV),
             },
-        };
+        )
+        .unwrap();
         let dbg = format!("{creds:?}");
+        assert!(!format!("{:?}", creds.signing_credentials()).contains("SECRETVALUE"));
         assert!(!dbg.contains("KEYVALUE") && !dbg.contains("SECRETVALUE"), "{dbg}");
         assert_eq!(s.expose(), "hunter2-very-secret");
     }
@@ -359,9 +402,15 @@ mod tests {
         let e = env(&[(API_KEY_ENV, "k")]);
         let err = load_credentials(&e, None, None).unwrap_err();
         assert!(matches!(err, SecretError::Incomplete { .. }), "{err}");
-        let e = env(&[(API_KEY_ENV, "k"), (API_SECRET_ENV, "-----BEGIN PRIVATE KEY-----\nx")]);
+        let e = env(&[(API_KEY_ENV, "k"), (API_SECRET_ENV, "an-hmac-secret")]);
         let creds = load_credentials(&e, None, None).unwrap().unwrap();
-        assert!(creds.secret_is_pem());
+        assert_eq!(creds.signing(), "HMAC-SHA256");
+        assert_eq!(creds.signing_credentials().api_key, "k");
         assert!(load_credentials(&env(&[]), None, None).unwrap().is_none());
+        // A PEM that is not a valid Ed25519 key is refused at load time, naming its origin.
+        let e = env(&[(API_KEY_ENV, "k"), (API_SECRET_ENV, "-----BEGIN PRIVATE KEY-----\nx")]);
+        let err = load_credentials(&e, None, None).unwrap_err();
+        assert!(matches!(err, SecretError::InvalidKey { .. }), "{err}");
+        assert!(err.to_string().contains("env KESTREL_BINANCE_API_SECRET"), "{err}");
     }
 }
