@@ -61,6 +61,30 @@ fn oracle_i64(d: Decimal) -> Result<i64, ParseNumError> {
     i64::try_from(m.mantissa() / 10i128.pow(m.scale())).map_err(|_| ParseNumError::Overflow)
 }
 
+/// Any `i64`, with the range ends and small values drawn far more often than uniform sampling
+/// would (`MIN`, `-1`, `MAX` are where overflow bugs live).
+fn edgy_i64() -> impl Strategy<Value = i64> {
+    prop_oneof![
+        4 => any::<i64>(),
+        1 => prop::sample::select(vec![i64::MIN, i64::MIN + 1, -1, 0, 1, i64::MAX - 1, i64::MAX]),
+        1 => i64::MIN..=i64::MIN + 10_000,
+        1 => i64::MAX - 10_000..=i64::MAX,
+        1 => -10_000i64..=10_000,
+    ]
+}
+
+/// Any `i128`, edge-biased like [`edgy_i64`].
+fn edgy_i128() -> impl Strategy<Value = i128> {
+    prop_oneof![
+        4 => any::<i128>(),
+        1 => prop::sample::select(vec![i128::MIN, i128::MIN + 1, -1, 0, 1, i128::MAX - 1, i128::MAX]),
+        1 => i128::MIN..=i128::MIN + 10_000,
+        1 => i128::MAX - 10_000..=i128::MAX,
+        1 => -10_000i128..=10_000,
+        1 => edgy_i64().prop_map(i128::from),
+    ]
+}
+
 /// Ticks and steps as Binance uses them (1e-8 … 1000 in powers of ten and 1/2/5 multiples),
 /// plus arbitrary positive increments.
 fn increment() -> impl Strategy<Value = i64> {
@@ -77,7 +101,7 @@ proptest! {
     /// Every mantissa's `Display` parses back to the same value, and so does Binance's
     /// 8-decimal wire form.
     #[test]
-    fn price_qty_display_parse_round_trip(m in any::<i64>()) {
+    fn price_qty_display_parse_round_trip(m in edgy_i64()) {
         let p = Price::from_mantissa(m);
         prop_assert_eq!(p.to_string().parse::<Price>(), Ok(p));
         prop_assert_eq!(wire_form(m).parse::<Price>(), Ok(p));
@@ -88,13 +112,13 @@ proptest! {
 
     /// `Display` is the shortest exact form: the same text as `rust_decimal`'s normalized value.
     #[test]
-    fn display_matches_decimal_normalized(m in any::<i64>()) {
+    fn display_matches_decimal_normalized(m in edgy_i64()) {
         prop_assert_eq!(Price::from_mantissa(m).to_string(), dec8(m).normalize().to_string());
     }
 
     /// Every `Notional` mantissa round-trips through `Display` too.
     #[test]
-    fn notional_display_parse_round_trip(m in any::<i128>()) {
+    fn notional_display_parse_round_trip(m in edgy_i128()) {
         let n = Notional::from_mantissa(m);
         prop_assert_eq!(n.to_string().parse::<Notional>(), Ok(n));
     }
@@ -143,7 +167,7 @@ proptest! {
     /// true (i128) sum fits; likewise for subtraction. Saturating ops agree with checked ones in
     /// range and clamp outside it.
     #[test]
-    fn checked_arithmetic_identities(a in any::<i64>(), b in any::<i64>()) {
+    fn checked_arithmetic_identities(a in edgy_i64(), b in edgy_i64()) {
         let (pa, pb) = (Price::from_mantissa(a), Price::from_mantissa(b));
         let sum = i128::from(a) + i128::from(b);
         match pa.checked_add(pb) {
@@ -201,7 +225,7 @@ proptest! {
     /// Tick rounding is directional: `down <= x <= up`, both multiples of the tick, each less
     /// than one tick from `x`, and `None` exactly when the true multiple is out of range.
     #[test]
-    fn tick_rounding_direction(x in any::<i64>(), tick in increment()) {
+    fn tick_rounding_direction(x in edgy_i64(), tick in increment()) {
         let (px, t) = (Price::from_mantissa(x), Price::from_mantissa(tick));
         let (xi, ti) = (i128::from(x), i128::from(tick));
         let true_down = xi.div_euclid(ti) * ti;
@@ -255,7 +279,7 @@ proptest! {
     /// panic (debug builds trap on overflow, so this also proves no silent wrap-around), and the
     /// results match the exact i128 arithmetic.
     #[test]
-    fn all_operations_are_total(a in any::<i64>(), b in any::<i64>(), n in any::<i128>(), k in any::<i128>()) {
+    fn all_operations_are_total(a in edgy_i64(), b in edgy_i64(), n in edgy_i128(), k in edgy_i128()) {
         let (pa, pb) = (Price::from_mantissa(a), Price::from_mantissa(b));
         let (ai, bi) = (i128::from(a), i128::from(b));
         prop_assert_eq!(i128::from(pa.midpoint(pb).mantissa()), (ai + bi).div_euclid(2));
@@ -264,6 +288,12 @@ proptest! {
         prop_assert_eq!(pa.checked_mul_int(b).map(Price::mantissa), a.checked_mul(b));
         prop_assert_eq!(pa.saturating_sub(pb).mantissa(), a.saturating_sub(b));
         prop_assert_eq!(pa.to_notional().mantissa(), ai * 100_000_000);
+        prop_assert_eq!(pa.is_multiple_of(pb), b == 0 || ai % bi == 0);
+        // Rounding to a positive increment always lands on a multiple; a zero or negative one
+        // leaves the value unchanged.
+        let down = pa.round_down_to_tick(pb);
+        let rounded_right = if b > 0 { down.is_multiple_of(pb) } else { down == pa };
+        prop_assert!(rounded_right);
         prop_assert_eq!(Notional::of(pa, Qty::from_mantissa(b)).mantissa(), ai * bi);
 
         let nn = Notional::from_mantissa(n);
