@@ -7,7 +7,7 @@ use std::time::Duration;
 use kestrel_binance::error::BinanceError;
 use kestrel_binance::gateway::OrderGateway;
 use kestrel_binance::rest::OrderRef;
-use kestrel_binance::ws_api::{WsApiClient, WsApiConfig};
+use kestrel_binance::ws_api::{SessionEvent, WsApiClient, WsApiConfig};
 use kestrel_model::OrderStatus;
 use kestrel_sim::{Fault, SimHandle};
 use tokio_util::sync::CancellationToken;
@@ -23,7 +23,7 @@ async fn gateway(sim: &SimHandle, timeout: Duration) -> (OrderGateway, WsApiClie
     let (tx, mut rx) = tokio::sync::mpsc::channel(16);
     let ws = WsApiClient::start(cfg, Some(tx), CancellationToken::new());
     let first = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap();
-    assert_eq!(first, Some(kestrel_binance::ws_api::SessionEvent::Connected));
+    assert_eq!(first, Some(SessionEvent::Connected));
     // Keep draining session events in the background.
     tokio::spawn(async move { while rx.recv().await.is_some() {} });
     (OrderGateway::WsApi { ws: ws.clone(), rest: r }, ws)
@@ -65,6 +65,10 @@ async fn ws_api_swallowed_placement_is_unknown_then_resolved_by_query() {
     sim.shutdown().await;
 }
 
+async fn next(rx: &mut tokio::sync::mpsc::Receiver<SessionEvent>) -> SessionEvent {
+    tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap()
+}
+
 #[tokio::test]
 async fn ws_api_connection_loss_fails_in_flight_and_reconnects() {
     let sim = sim().await;
@@ -72,11 +76,6 @@ async fn ws_api_connection_loss_fails_in_flight_and_reconnects() {
     let cfg = WsApiConfig::sharing(Url::parse(&sim.ws_api_url()).unwrap(), &r);
     let (tx, mut rx) = tokio::sync::mpsc::channel(16);
     let ws = WsApiClient::start(cfg, Some(tx), CancellationToken::new());
-    let next = |rx: &mut tokio::sync::mpsc::Receiver<_>| {
-        let f = tokio::time::timeout(Duration::from_secs(5), rx.recv());
-        async move { f.await.unwrap().unwrap() }
-    };
-    use kestrel_binance::ws_api::SessionEvent;
     assert_eq!(next(&mut rx).await, SessionEvent::Connected);
     // A swallowed order is in flight when the connection drops: Disconnected = unknown.
     sim.inject(Fault::SwallowOrderResponse { orders: 1 }).unwrap();
