@@ -386,6 +386,10 @@ CREATE TABLE position_snapshots (
     ts_ns      INTEGER NOT NULL
 ) STRICT;
 "#,
+    // v2: look orders up by exchange order id (`myTrades` names orders only by that).
+    r#"
+CREATE INDEX orders_by_exchange_id ON orders (symbol, order_id) WHERE order_id IS NOT NULL;
+"#,
 ];
 
 const OPEN_STATUSES_SQL: &str = "status NOT IN ('FILLED', 'CANCELED', 'REJECTED', 'EXPIRED')";
@@ -733,6 +737,26 @@ impl Journal {
     /// One order by client id.
     pub fn order(&self, client_id: &ClientOrderId) -> Result<Option<JournalOrder>, JournalError> {
         load_order(&self.conn, client_id)
+    }
+
+    /// One order by its exchange order id (`myTrades` names orders only by that).
+    pub fn order_by_exchange_id(
+        &self,
+        symbol: &Symbol,
+        order_id: OrderId,
+    ) -> Result<Option<JournalOrder>, JournalError> {
+        let id = to_i64("order id", order_id.0)?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {ORDER_COLUMNS} FROM orders WHERE symbol = ?1 AND order_id = ?2"
+            ))
+            .map_err(sql("load order by exchange id"))?;
+        stmt.query_row(params![symbol.as_str(), id], raw_order)
+            .optional()
+            .map_err(sql("load order by exchange id"))?
+            .map(RawOrder::decode)
+            .transpose()
     }
 
     /// Number of orders ever journaled.
@@ -1420,7 +1444,10 @@ mod tests {
             j.snapshot_positions("test", UnixNanos(1)).unwrap();
         }
         let mut j = Journal::open(&path).unwrap();
-        assert_eq!(j.schema_version().unwrap(), 1);
+        assert_eq!(j.schema_version().unwrap(), 2);
+        let by_exchange = j.order_by_exchange_id(&req.symbol, OrderId(987_654_321)).unwrap();
+        assert_eq!(by_exchange.map(|o| o.client_id), Some(req.client_id));
+        assert!(j.order_by_exchange_id(&req.symbol, OrderId(1)).unwrap().is_none());
         assert_eq!(j.client_seq().unwrap(), 2);
         assert_eq!(j.next_client_seq().unwrap(), 3);
         j.ensure_client_seq_above(10).unwrap();

@@ -116,7 +116,8 @@ pub struct ReconcileInput<'a> {
     /// Now (local clock).
     pub now: UnixNanos,
     /// The journal's open orders, plus any journaled order whose client id appears in
-    /// `exchange_open` (look those up with [`Journal::order`]).
+    /// `exchange_open` or whose exchange order id appears in `trades` ([`journal_orders_for`]
+    /// gathers exactly these).
     pub journal_orders: &'a [JournalOrder],
     /// Every fill in the journal ([`Journal::all_fills`]).
     pub journal_fills: &'a [FillRecord],
@@ -386,12 +387,15 @@ pub fn reconcile(input: &ReconcileInput<'_>) -> Plan {
     let mut seen_new: HashSet<(Symbol, u64)> = HashSet::new();
     let mut foreign_trades = 0;
     for t in input.trades {
+        let key = (t.symbol, t.fill.trade_id.0);
+        if known.contains(&key) {
+            continue;
+        }
         let Some(&(client_id, side, _)) = ours.get(&(t.symbol, t.order_id)) else {
             foreign_trades += 1;
             continue;
         };
-        let key = (t.symbol, t.fill.trade_id.0);
-        if known.contains(&key) || !seen_new.insert(key) {
+        if !seen_new.insert(key) {
             continue;
         }
         // The journal's side wins; a trade's `isBuyer` must agree with it for our own order.
@@ -438,6 +442,36 @@ pub fn reconcile(input: &ReconcileInput<'_>) -> Plan {
     decisions.extend(new_fills.into_iter().map(Decision::RecordFill));
     decisions.extend(cancels);
     Plan { decisions, positions, max_seen_seq, warnings, foreign_orders, foreign_trades }
+}
+
+/// The journal orders [`ReconcileInput::journal_orders`] needs: every open one, every one
+/// whose client id the exchange lists as open, and every one a trade refers to by exchange id.
+pub fn journal_orders_for(
+    journal: &Journal,
+    exchange_open: &[ExchangeOrder],
+    trades: &[ExchangeTrade],
+) -> Result<Vec<JournalOrder>, JournalError> {
+    let mut out = journal.open_orders()?;
+    let mut seen: HashSet<ClientOrderId> = out.iter().map(|o| o.client_id).collect();
+    for o in exchange_open {
+        if !seen.contains(&o.client_id) {
+            if let Some(j) = journal.order(&o.client_id)? {
+                seen.insert(j.client_id);
+                out.push(j);
+            }
+        }
+    }
+    let mut asked: HashSet<(Symbol, OrderId)> = HashSet::new();
+    for t in trades {
+        if asked.insert((t.symbol, t.order_id)) {
+            if let Some(j) = journal.order_by_exchange_id(&t.symbol, t.order_id)? {
+                if seen.insert(j.client_id) {
+                    out.push(j);
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// What [`apply_to_journal`] wrote.
@@ -751,6 +785,20 @@ mod tests {
                 expect: vec!["adopt kst-12 New"],
                 ..base_case("terminal in journal but open")
             },
+            // TC13: a terminal order whose last execution report was missed: the fill the
+            // journal lacks is recovered from myTrades (the order is found by exchange id).
+            Case {
+                journal: vec![jorder("kst-13", OrderStatus::Filled, Some(50), LONG_AGO)],
+                journal_fills: vec![FillRecord {
+                    symbol: sym(),
+                    client_id: cid("kst-13"),
+                    side: Side::Buy,
+                    fill: trade(50, 801, "0.4").fill,
+                }],
+                trades: vec![trade(50, 801, "0.4"), trade(50, 802, "0.6")],
+                expect: vec!["fill kst-13 t802 0.6"],
+                ..base_case("missed report on a terminal order")
+            },
         ];
         for (i, c) in cases.iter().enumerate() {
             let plan = run(c);
@@ -833,5 +881,167 @@ mod tests {
                 },
             ]
         );
+    }
+
+    fn input<'a>(
+        policy: UnknownOrderPolicy,
+        journal_orders: &'a [JournalOrder],
+        journal_fills: &'a [FillRecord],
+        exchange_open: &'a [ExchangeOrder],
+        queried: &'a [QueryAnswer],
+        trades: &'a [ExchangeTrade],
+    ) -> ReconcileInput<'a> {
+        ReconcileInput {
+            prefix: prefix(),
+            unknown_orders: policy,
+            recv_window: Duration::from_secs(5),
+            now: NOW,
+            journal_orders,
+            journal_fills,
+            exchange_open,
+            queried,
+            trades,
+            balances: &[],
+            funds: None,
+        }
+    }
+
+    /// Reconciles `journal` against the exchange state, applies the plan, returns it.
+    fn reconcile_journal(
+        journal: &mut Journal,
+        exchange_open: &[ExchangeOrder],
+        queried: &[QueryAnswer],
+        trades: &[ExchangeTrade],
+    ) -> Plan {
+        let orders = journal_orders_for(journal, exchange_open, trades).unwrap();
+        let fills = journal.all_fills().unwrap();
+        let plan = reconcile(&input(
+            UnknownOrderPolicy::Cancel,
+            &orders,
+            &fills,
+            exchange_open,
+            queried,
+            trades,
+        ));
+        apply_to_journal(&plan, journal, NOW).unwrap();
+        plan
+    }
+
+    /// S15: an order open before a restart and still open after is adopted, neither dropped
+    /// nor duplicated; reconciling again (a second restart) changes nothing.
+    #[test]
+    fn scenario_s15_open_order_survives_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.sqlite");
+        let resting = {
+            let mut j = Journal::open(&path).unwrap();
+            let seq = j.next_client_seq().unwrap();
+            let mut o =
+                jorder(prefix().make(seq).as_str(), OrderStatus::PendingNew, None, LONG_AGO);
+            o.status = OrderStatus::PendingNew;
+            j.record_intent(&kestrel_model::OrderRequest {
+                symbol: o.symbol,
+                client_id: o.client_id,
+                side: o.side,
+                kind: o.kind,
+                time_in_force: o.time_in_force,
+                price: o.price,
+                qty: o.qty,
+                ts_decided: o.created,
+            })
+            .unwrap();
+            let x = xorder(o.client_id.as_str(), 4242, OrderStatus::New, "0");
+            j.record_ack(&update_from(&x, LONG_AGO)).unwrap();
+            x
+            // Journal dropped: the process "crashes" here.
+        };
+        for restart in 0..2 {
+            let mut j = Journal::open(&path).unwrap();
+            let plan = reconcile_journal(&mut j, &[resting], &[], &[]);
+            let got: Vec<String> = plan.decisions.iter().map(short).collect();
+            assert_eq!(got, vec![format!("adopt {} New", resting.client_id)], "restart {restart}");
+            assert_eq!(plan.cancels().count(), 0);
+            assert_eq!(plan.adopted().count(), 1);
+            // The journal still holds exactly that one open order; the next id is a new one.
+            let open = j.open_orders().unwrap();
+            assert_eq!(open.len(), 1);
+            assert_eq!(open[0].client_id, resting.client_id);
+            assert_eq!(open[0].order_id, Some(OrderId(4242)));
+            let next = prefix().make(j.next_client_seq().unwrap());
+            assert_ne!(next, resting.client_id);
+        }
+    }
+
+    /// S09: several bots share one account; reconciliation touches only our prefix, whatever
+    /// the policy, and never counts another bot's trades in our position.
+    #[test]
+    fn scenario_s09_reconciles_only_own_orders() {
+        let foreign =
+            ["other-1", "kst1-2", "kstx-3", "KST-4", "kst-", "kst-5a", "web_Zx81Qp", "x-kst-6"];
+        let exchange_open: Vec<ExchangeOrder> = foreign
+            .iter()
+            .enumerate()
+            .map(|(i, id)| xorder(id, 100 + i as u64, OrderStatus::New, "0"))
+            .collect();
+        let trades: Vec<ExchangeTrade> =
+            (0..foreign.len() as u64).map(|i| trade(100 + i, 900 + i, "1")).collect();
+        for policy in [UnknownOrderPolicy::Cancel, UnknownOrderPolicy::Adopt] {
+            let plan = reconcile(&input(policy, &[], &[], &exchange_open, &[], &trades));
+            assert!(plan.decisions.is_empty(), "{policy:?}: {:?}", plan.decisions);
+            assert_eq!(plan.foreign_orders, foreign.len());
+            assert_eq!(plan.foreign_trades, foreign.len());
+            assert!(plan.positions.is_empty());
+            assert_eq!(plan.max_seen_seq, 0);
+        }
+    }
+
+    /// S02: killed right after a fill; on restart the fill already journaled is not recorded
+    /// again, the one missed is, and the position equals the exchange's executed quantity.
+    #[test]
+    fn scenario_s02_fill_recorded_once_after_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.sqlite");
+        let id = prefix().make(1);
+        {
+            let mut j = Journal::open(&path).unwrap();
+            assert_eq!(j.next_client_seq().unwrap(), 1);
+            let o = jorder(id.as_str(), OrderStatus::PendingNew, None, LONG_AGO);
+            j.record_intent(&kestrel_model::OrderRequest {
+                symbol: o.symbol,
+                client_id: o.client_id,
+                side: o.side,
+                kind: o.kind,
+                time_in_force: o.time_in_force,
+                price: o.price,
+                qty: o.qty,
+                ts_decided: o.created,
+            })
+            .unwrap();
+            let mut u = update_from(
+                &xorder(id.as_str(), 77, OrderStatus::PartiallyFilled, "0.4"),
+                LONG_AGO,
+            );
+            u.fill = Some(trade(77, 1, "0.4").fill);
+            assert!(j.record_update(&u).unwrap().fill_new);
+            // Killed here: the second fill (0.6) happens while the bot is down.
+        }
+        let mut j = Journal::open(&path).unwrap();
+        let done = xorder(id.as_str(), 77, OrderStatus::Filled, "1");
+        let trades = [trade(77, 1, "0.4"), trade(77, 2, "0.6")];
+        let plan = reconcile_journal(&mut j, &[], &[QueryAnswer::Found(done)], &trades);
+        let got: Vec<String> = plan.decisions.iter().map(short).collect();
+        assert_eq!(got, vec![format!("close {id} Filled"), format!("fill {id} t2 0.6")]);
+        assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
+        assert_eq!(j.all_fills().unwrap().len(), 2);
+        let pos = j.positions().unwrap();
+        assert_eq!(pos[0].base, q("1"));
+        assert_eq!(plan.positions, pos);
+        let o = j.order(&id).unwrap().unwrap();
+        assert_eq!((o.status, o.cum_qty), (OrderStatus::Filled, q("1")));
+        // Reconciling again (another restart) records nothing new and counts nothing foreign.
+        let again = reconcile_journal(&mut j, &[], &[], &trades);
+        assert!(again.decisions.is_empty(), "{:?}", again.decisions);
+        assert_eq!(again.foreign_trades, 0);
+        assert_eq!(j.all_fills().unwrap().len(), 2);
     }
 }
