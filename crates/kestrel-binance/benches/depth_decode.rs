@@ -126,11 +126,51 @@ fn decode_apply(
     top.update_id
 }
 
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Scan and decode+apply measured alternately, round by round, so a busy shared machine slows
+/// both alike; prints the medians and the median of the per-round ratios.
+fn interleaved_ratio(frames: &[String], template: &DepthSync) {
+    let mut dec = MarketDecoder::new();
+    let mut top = BookTop::empty(template.symbol());
+    let (mut scan, mut apply, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..40 {
+        let start = Instant::now();
+        for f in frames {
+            black_box(
+                serde_json::from_slice::<serde::de::IgnoredAny>(black_box(f.as_bytes())).unwrap(),
+            );
+        }
+        let s = start.elapsed().as_nanos() as f64 / frames.len() as f64;
+        let mut sync = template.clone();
+        let start = Instant::now();
+        for f in frames {
+            black_box(decode_apply(&mut dec, &mut sync, &mut top, black_box(f.as_bytes())));
+        }
+        let a = start.elapsed().as_nanos() as f64 / frames.len() as f64;
+        scan.push(s);
+        apply.push(a);
+        ratio.push(a / s);
+    }
+    eprintln!(
+        "interleaved (40 rounds x {} msgs): scan median {:.0} ns/msg, decode+apply median {:.0} ns/msg ({:.0} msgs/s), ratio median {:.2}",
+        frames.len(),
+        median(&mut scan),
+        median(&mut apply),
+        1e9 / median(&mut apply.clone()),
+        median(&mut ratio)
+    );
+}
+
 fn bench(c: &mut Criterion) {
     let frames = frames();
     let avg = frames.iter().map(String::len).sum::<usize>() / frames.len();
     eprintln!("fixtures: {} frames, average {avg} bytes", frames.len());
     let template = synced_book();
+    interleaved_ratio(&frames, &template);
 
     let mut g = c.benchmark_group("depth_update");
     g.throughput(Throughput::Elements(1));

@@ -29,6 +29,10 @@
 //!   book (`U <= id + 1`; duplicates are ignored by rule (a)); once every synced book has been
 //!   continued by the new connection (or [`MarketDataConfig::handover_timeout`] passed) the old
 //!   socket is dropped. No update gap, no resnapshot. Trades are de-duplicated by trade id.
+//!   If the old socket closes before the new one is up (a server may close right after
+//!   `serverShutdown`), the books are kept as they are (exact as of their update id) and the
+//!   new socket continues them where its stream is contiguous; a book it cannot continue within
+//!   the handover timeout is resynced, and a replacement that fails becomes a hard reconnect.
 //! - **Snapshots** go through the [`SnapshotSource`] (the rate-limited REST client), at most
 //!   [`MarketDataConfig::max_concurrent_snapshots`] at a time per group, so a start-up with many
 //!   symbols is spread over time (S08). Failed snapshots are retried after
@@ -563,7 +567,8 @@ enum Ev {
     Restart,
     Fallback(bool),
     Frame(bool, Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
-    Connected(Purpose, Result<Ws, ConnectError>),
+    /// Boxed: a `WebSocketStream` is large and the other variants are small.
+    Connected(Purpose, Box<Result<Ws, ConnectError>>),
     Snapshot(Symbol, Result<PartialDepth, SnapshotError>),
     Poll(Symbol, Result<PartialDepth, SnapshotError>),
     Tick,
@@ -677,7 +682,7 @@ impl GroupTask {
                 },
                 m = read(&mut self.active) => Ev::Frame(false, m),
                 m = read(&mut self.next) => Ev::Frame(true, m),
-                (p, r) = connecting(&mut self.connecting) => Ev::Connected(p, r),
+                (p, r) = connecting(&mut self.connecting) => Ev::Connected(p, Box::new(r)),
                 Some((s, r)) = self.snapshots.next(), if !self.snapshots.is_empty() => Ev::Snapshot(s, r),
                 Some((s, r)) = self.polls.next(), if !self.polls.is_empty() => Ev::Poll(s, r),
                 _ = tick.tick() => Ev::Tick,
@@ -694,7 +699,7 @@ impl GroupTask {
                 Ev::Frame(is_next, m) => self.on_frame(is_next, m).await,
                 Ev::Connected(p, r) => {
                     self.connecting = None;
-                    self.on_connected(p, r);
+                    self.on_connected(p, *r);
                 }
                 Ev::Snapshot(s, r) => self.on_snapshot(s, r),
                 Ev::Poll(s, r) => self.on_poll(s, r),
@@ -740,6 +745,10 @@ impl GroupTask {
                     Purpose::Handover => {
                         self.handover_started = None;
                         if self.active.is_none() {
+                            // The old socket is gone too: the books can't be continued.
+                            self.hard_reconnect(ReconnectReason::Disconnected, false);
+                        } else {
+                            // Retry the handover after a backoff, not on the next tick.
                             self.schedule_reconnect();
                         }
                     }
@@ -767,8 +776,10 @@ impl GroupTask {
             "market-data connected"
         );
         self.cell().connected.store(true, Ordering::Relaxed);
-        match (purpose, self.active.is_some()) {
-            (Purpose::Handover, true) => {
+        match purpose {
+            Purpose::Handover => {
+                // Also when the old socket has already closed (serverShutdown is followed by a
+                // close): the books are kept and continued if the new stream is contiguous.
                 self.next = Some(conn);
                 self.handover_started = Some(now);
                 for st in self.books.values_mut() {
@@ -776,9 +787,8 @@ impl GroupTask {
                 }
                 self.try_complete_handover(false);
             }
-            _ => {
-                // Primary (or a handover whose old socket died meanwhile): books were already
-                // restarted when the old socket went away; snapshots can go now.
+            Purpose::Primary => {
+                // Books were restarted when the old socket went away; snapshots can go now.
                 self.active = Some(conn);
                 self.handover_started = None;
                 // Healthy until the heartbeat window passes silently.
@@ -848,6 +858,7 @@ impl GroupTask {
         }
         self.active = self.next.take();
         self.handover_started = None;
+        self.fallback.set_healthy(true, Instant::now());
         let lagging: Vec<Symbol> = self
             .order
             .iter()
@@ -910,14 +921,24 @@ impl GroupTask {
 
     fn on_socket_gone(&mut self, is_next: bool) {
         if is_next {
-            // The replacement died: keep the old one; retry later via the age/shutdown check.
             self.next = None;
             self.handover_started = None;
+            if self.active.is_none() {
+                self.hard_reconnect(ReconnectReason::Disconnected, false);
+            }
+            // Else keep the old one; the age/shutdown check retries later.
             return;
         }
         if self.next.is_some() {
             // The old socket went away mid-handover: promote the new one now.
             self.try_complete_handover(true);
+            return;
+        }
+        if matches!(self.connecting, Some((Purpose::Handover, _))) {
+            // serverShutdown, then close: the replacement is on its way. Keep the books (they are
+            // exact as of their update id) and let the new socket continue them or resync them.
+            self.active = None;
+            self.cell().connected.store(false, Ordering::Relaxed);
             return;
         }
         self.hard_reconnect(ReconnectReason::Disconnected, false);
@@ -1242,7 +1263,10 @@ impl GroupTask {
                 bump(&cell.heartbeat_misses);
                 self.deps.observer.on_heartbeat_missed(id, silent);
                 self.hard_reconnect(ReconnectReason::HeartbeatMissed, false);
-            } else if now.saturating_duration_since(c.opened) >= self.cfg.max_connection_age {
+            } else if now.saturating_duration_since(c.opened) >= self.cfg.max_connection_age
+                && self.reconnect_at.is_none_or(|t| now >= t)
+            {
+                self.reconnect_at = None;
                 self.start_handover(ReconnectReason::MaxAge);
             }
         }
@@ -1251,13 +1275,16 @@ impl GroupTask {
             if now.saturating_duration_since(t) >= self.cfg.handover_timeout {
                 if self.next.is_some() {
                     self.try_complete_handover(true);
+                } else if self.active.is_none() {
+                    // Old socket closed, replacement still not up: give the books up.
+                    self.hard_reconnect(ReconnectReason::Disconnected, false);
                 } else {
                     self.handover_started = None;
                 }
             }
         }
         // Reconnect when the backoff has elapsed.
-        if self.active.is_none() && self.connecting.is_none() {
+        if self.active.is_none() && self.next.is_none() && self.connecting.is_none() {
             if let Some(t) = self.reconnect_at {
                 if now >= t {
                     self.reconnect_at = None;

@@ -233,12 +233,56 @@ impl<'de, T> Visitor<'de> for StrParse<T> {
     }
 }
 
+/// Powers of ten for scaling a fraction of `n` digits to 8: `POW10[8 - n]`.
+const POW10: [u64; 9] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000];
+
+/// Fast exact parse of the plain unsigned decimals Binance sends (`"97123.45000000"`) into a
+/// 1e-8 mantissa. Returns `None` for anything else (sign, exponent, more than 8 decimals, more
+/// than 11 integer digits, an empty integer part, a stray byte, overflow): the caller then runs
+/// the model's full parser, which either accepts the same value or gives the exact error. The
+/// depth hot path parses ~100 of these per message; this is about twice as fast as the general
+/// parser because no digit needs an overflow check (11 + 8 digits always fit a `u64`).
+#[inline]
+pub(crate) fn fast_mantissa(s: &[u8]) -> Option<i64> {
+    let (int, frac) = match s.iter().position(|&b| b == b'.') {
+        Some(dot) => (&s[..dot], &s[dot + 1..]),
+        None => (s, &s[s.len()..]),
+    };
+    if int.is_empty() || int.len() > 11 || frac.len() > 8 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &b in int {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v * 10 + u64::from(d);
+    }
+    let mut f: u64 = 0;
+    for &b in frac {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        f = f * 10 + u64::from(d);
+    }
+    let m = v * 100_000_000 + f * POW10[8 - frac.len()];
+    i64::try_from(m).ok()
+}
+
 fn parse_price(s: &str) -> Option<Price> {
-    s.parse().ok()
+    match fast_mantissa(s.as_bytes()) {
+        Some(m) => Some(Price::from_mantissa(m)),
+        None => s.parse().ok(),
+    }
 }
 
 fn parse_qty(s: &str) -> Option<Qty> {
-    s.parse().ok()
+    match fast_mantissa(s.as_bytes()) {
+        Some(m) => Some(Qty::from_mantissa(m)),
+        None => s.parse().ok(),
+    }
 }
 
 fn parse_symbol(s: &str) -> Option<Symbol> {
@@ -508,6 +552,42 @@ mod tests {
         assert_eq!(e.id, Some(ControlId::Num(7)));
         let e: ControlError = serde_json::from_str(r#"{"code":3,"msg":"Invalid JSON"}"#).unwrap();
         assert_eq!(e.id, None);
+    }
+
+    proptest::proptest! {
+        /// The fast path agrees with the model's parser on every input it accepts, and never
+        /// accepts what the model rejects.
+        #[test]
+        fn fast_mantissa_agrees_with_the_model(s in "[0-9.]{0,22}|-?[0-9]{0,12}\\.?[0-9]{0,10}") {
+            let model = s.parse::<Price>().ok().map(Price::mantissa);
+            if let Some(m) = fast_mantissa(s.as_bytes()) {
+                proptest::prop_assert_eq!(Some(m), model);
+            }
+            proptest::prop_assert_eq!(parse_price(&s).map(Price::mantissa), model);
+            proptest::prop_assert_eq!(parse_qty(&s).map(Qty::mantissa), s.parse::<Qty>().ok().map(Qty::mantissa));
+        }
+    }
+
+    #[test]
+    fn fast_mantissa_cases() {
+        for (i, (s, m)) in [
+            ("97123.45000000", Some(9_712_345_000_000)),
+            ("0.00000001", Some(1)),
+            ("1", Some(100_000_000)),
+            ("1.", Some(100_000_000)),
+            ("92233720368.54775807", Some(i64::MAX)),
+            ("92233720368.54775808", None),
+            (".5", None),
+            ("-1", None),
+            ("1e5", None),
+            ("1.000000001", None),
+            ("", None),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            assert_eq!(fast_mantissa(s.as_bytes()), m, "TC{i}: {s}");
+        }
     }
 
     #[test]
