@@ -238,8 +238,9 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let i = self.idx(symbol).ok_or(EngineError::UnknownSymbol(symbol))?;
         self.symbols[i].position = Position::opened_at(qty, avg_price);
-        let mut sink = Vec::new();
-        self.revalue(i, &mut sink);
+        // PnL only; the kill switch is checked on the next event, where its CancelAll
+        // actions have somewhere to go.
+        self.update_pnl(i);
         Ok(())
     }
 
@@ -431,12 +432,17 @@ impl Engine {
         self.oms.mark_cancel_all(i, self.now);
     }
 
-    /// Recomputes symbol `i`'s PnL, updates the total, and trips the kill switch if needed.
-    fn revalue(&mut self, i: usize, out: &mut Vec<Action>) {
+    /// Recomputes symbol `i`'s PnL and the account total.
+    fn update_pnl(&mut self, i: usize) {
         let s = &mut self.symbols[i];
         let pnl = s.position.realised().saturating_add(s.position.unrealised(s.mark_price()));
         self.pnl_total = self.pnl_total.saturating_sub(s.pnl).saturating_add(pnl);
         s.pnl = pnl;
+    }
+
+    /// Recomputes symbol `i`'s PnL, and trips the kill switch if the drawdown is too deep.
+    fn revalue(&mut self, i: usize, out: &mut Vec<Action>) {
+        self.update_pnl(i);
         let drawdown = self.pnl_total.saturating_sub(self.pnl_baseline);
         if !self.kill_switch && drawdown < self.limits.max_drawdown.neg() {
             self.kill_switch = true;

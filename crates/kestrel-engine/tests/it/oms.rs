@@ -268,3 +268,29 @@ fn adopted_orders_are_tracked_and_ids_continue_after_them() {
     assert_eq!(e.snapshot().foreign_order_updates, 1);
     assert_eq!(position(&e), q("-0.001"));
 }
+
+/// S01, engine side: while a quote's outcome is unknown the market maker places nothing new
+/// (no duplicate order), the engine queries it, and quoting resumes once the query answers.
+#[test]
+fn unknown_quote_blocks_requotes_until_the_query_answers() {
+    let mut e = maker_engine();
+    let first = places(&run(&mut e, book("BTCUSDT", "49990", "50010", ms(1_000))));
+    assert_eq!(first.len(), 2);
+    run(&mut e, ack(&first[0], ms(1_010)));
+    let out = run(
+        &mut e,
+        Event::OrderUnknown {
+            symbol: first[1].symbol,
+            client_id: first[1].client_id,
+            ts_local: ms(1_020),
+        },
+    );
+    assert_eq!(out, vec![Action::Query { symbol: first[1].symbol, client_id: first[1].client_id }]);
+    // Mid moves 20 bps: normally a requote, but one quote is Unknown.
+    assert!(run(&mut e, book("BTCUSDT", "50090", "50110", ms(1_100))).is_empty());
+    // The query answers: it is resting. The next book requotes both sides.
+    run(&mut e, ack(&first[1], ms(1_200)));
+    let out = run(&mut e, book("BTCUSDT", "50090", "50110", ms(1_300)));
+    assert_eq!(places(&out).len(), 2);
+    assert_eq!(out.iter().filter(|a| matches!(a, Action::Cancel { .. })).count(), 2);
+}
