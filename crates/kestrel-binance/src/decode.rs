@@ -18,7 +18,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visi
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::wire::market::{de_symbol, AggTrade, BookTicker, LevelsInto, Trade};
+use crate::wire::market::{de_symbol, parse_levels_raw, AggTrade, BookTicker, Trade};
 
 /// Which kind of stream a frame belongs to (from the stream name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -443,6 +443,14 @@ struct MaybeShutdown<'a> {
     event_time: Option<u64>,
 }
 
+/// Reads a level list as a borrowed raw slice (serde_json only skims it, like `IgnoredAny`)
+/// and parses it with the tight hand-written loop.
+#[inline]
+fn levels<'de, A: MapAccess<'de>>(map: &mut A, out: &mut Vec<Level>) -> Result<(), A::Error> {
+    let raw: &'de RawValue = map.next_value()?;
+    parse_levels_raw(raw.get().as_bytes(), out).map_err(de::Error::custom)
+}
+
 /// Keys of a `depthUpdate`.
 enum DepthKey {
     EventTime,
@@ -509,8 +517,8 @@ impl<'de> Visitor<'de> for DepthVisitor<'_> {
                 DepthKey::Symbol => symbol = Some(map.next_value_seed(SymbolSeed)?),
                 DepthKey::First => first = Some(map.next_value::<u64>()?),
                 DepthKey::Final => last = Some(map.next_value::<u64>()?),
-                DepthKey::Bids => map.next_value_seed(LevelsInto(&mut self.dec.bids))?,
-                DepthKey::Asks => map.next_value_seed(LevelsInto(&mut self.dec.asks))?,
+                DepthKey::Bids => levels(&mut map, &mut self.dec.bids)?,
+                DepthKey::Asks => levels(&mut map, &mut self.dec.asks)?,
                 DepthKey::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -573,8 +581,8 @@ impl<'de> Visitor<'de> for PartialVisitor<'_> {
         while let Some(key) = map.next_key_seed(PartialKeySeed)? {
             match key {
                 PartialKey::LastUpdateId => id = Some(map.next_value::<u64>()?),
-                PartialKey::Bids => map.next_value_seed(LevelsInto(&mut self.dec.bids))?,
-                PartialKey::Asks => map.next_value_seed(LevelsInto(&mut self.dec.asks))?,
+                PartialKey::Bids => levels(&mut map, &mut self.dec.bids)?,
+                PartialKey::Asks => levels(&mut map, &mut self.dec.asks)?,
                 PartialKey::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }

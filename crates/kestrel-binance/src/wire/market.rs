@@ -285,6 +285,113 @@ fn parse_qty(s: &str) -> Option<Qty> {
     }
 }
 
+/// [`parse_price`] on raw bytes (the fast path never needs UTF-8 validation: it accepts only
+/// ASCII digits and a dot).
+#[inline]
+fn parse_price_bytes(b: &[u8]) -> Option<Price> {
+    match fast_mantissa(b) {
+        Some(m) => Some(Price::from_mantissa(m)),
+        None => std::str::from_utf8(b).ok()?.parse().ok(),
+    }
+}
+
+#[inline]
+fn parse_qty_bytes(b: &[u8]) -> Option<Qty> {
+    match fast_mantissa(b) {
+        Some(m) => Some(Qty::from_mantissa(m)),
+        None => std::str::from_utf8(b).ok()?.parse().ok(),
+    }
+}
+
+/// Why a raw level list was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BadLevels(&'static str);
+
+impl fmt::Display for BadLevels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid [price, qty] list: {}", self.0)
+    }
+}
+
+/// Parses a raw JSON `[["price","qty"], ...]` slice (as borrowed from the frame by
+/// `serde_json`'s `RawValue`, which has already checked it is valid JSON) straight into `out`.
+///
+/// The depth hot path: one tight pass over the bytes instead of serde's per-element visitor and
+/// per-string UTF-8 checks. Accepts exactly what [`LevelsInto`] accepts for Binance's payloads
+/// (two strings per level, plain decimals); an escaped string is refused (Binance never escapes
+/// numbers).
+pub(crate) fn parse_levels_raw(raw: &[u8], out: &mut Vec<Level>) -> Result<(), BadLevels> {
+    struct Cur<'a> {
+        b: &'a [u8],
+        i: usize,
+    }
+    impl<'a> Cur<'a> {
+        #[inline]
+        fn ws(&mut self) {
+            while self.i < self.b.len() && matches!(self.b[self.i], b' ' | b'\n' | b'\r' | b'\t') {
+                self.i += 1;
+            }
+        }
+        #[inline]
+        fn eat(&mut self, c: u8) -> Result<(), BadLevels> {
+            self.ws();
+            if self.b.get(self.i) == Some(&c) {
+                self.i += 1;
+                Ok(())
+            } else {
+                Err(BadLevels("unexpected byte"))
+            }
+        }
+        #[inline]
+        fn peek(&mut self) -> Option<u8> {
+            self.ws();
+            self.b.get(self.i).copied()
+        }
+        #[inline]
+        fn string(&mut self) -> Result<&'a [u8], BadLevels> {
+            self.eat(b'"')?;
+            let start = self.i;
+            let len = self.b[start..]
+                .iter()
+                .position(|&c| c == b'"' || c == b'\\')
+                .ok_or(BadLevels("unterminated string"))?;
+            if self.b[start + len] != b'"' {
+                return Err(BadLevels("escaped number"));
+            }
+            self.i = start + len + 1;
+            Ok(&self.b[start..start + len])
+        }
+    }
+    let mut c = Cur { b: raw, i: 0 };
+    c.eat(b'[')?;
+    if c.peek() == Some(b']') {
+        c.i += 1;
+    } else {
+        loop {
+            c.eat(b'[')?;
+            let p = c.string()?;
+            c.eat(b',')?;
+            let q = c.string()?;
+            c.eat(b']')?;
+            let price = parse_price_bytes(p).ok_or(BadLevels("bad price"))?;
+            let qty = parse_qty_bytes(q).ok_or(BadLevels("bad quantity"))?;
+            out.push(Level::new(price, qty));
+            match c.peek() {
+                Some(b',') => c.i += 1,
+                Some(b']') => {
+                    c.i += 1;
+                    break;
+                }
+                _ => return Err(BadLevels("expected , or ]")),
+            }
+        }
+    }
+    if c.peek().is_some() {
+        return Err(BadLevels("trailing bytes"));
+    }
+    Ok(())
+}
+
 fn parse_symbol(s: &str) -> Option<Symbol> {
     Symbol::new(s).ok()
 }
@@ -565,6 +672,37 @@ mod tests {
             }
             proptest::prop_assert_eq!(parse_price(&s).map(Price::mantissa), model);
             proptest::prop_assert_eq!(parse_qty(&s).map(Qty::mantissa), s.parse::<Qty>().ok().map(Qty::mantissa));
+        }
+    }
+
+    #[test]
+    fn raw_levels_match_the_serde_path() {
+        // TC0..TC3 accepted (whitespace, empty, one, many); TC4.. refused like LevelsInto.
+        let ok = [
+            r#"[]"#,
+            r#" [ ] "#,
+            r#"[["0.0024","10"]]"#,
+            "[ [ \"97123.45000000\" , \"0.01234000\" ] ,\n [\"1\",\"0\"] ]",
+        ];
+        for (i, t) in ok.into_iter().enumerate() {
+            let mut raw = Vec::new();
+            parse_levels_raw(t.as_bytes(), &mut raw).unwrap_or_else(|e| panic!("TC{i}: {e}"));
+            let via_serde = de_levels(&mut serde_json::Deserializer::from_str(t)).unwrap();
+            assert_eq!(raw, via_serde, "TC{i}");
+        }
+        let bad = [
+            r#"[["1e-8","1"]]"#,
+            r#"[["1","1","1"]]"#,
+            r#"[[1.5,"1"]]"#,
+            r#"[["1.000000001","1"]]"#,
+            r#"[["1"]]"#,
+            r#"[["1","1"],]"#,
+            r#"[["1","1"]"#,
+            r#"[["\u0031","1"]]"#,
+            r#"{}"#,
+        ];
+        for (i, t) in bad.into_iter().enumerate() {
+            assert!(parse_levels_raw(t.as_bytes(), &mut Vec::new()).is_err(), "TC{}: {t}", i + 4);
         }
     }
 
