@@ -15,6 +15,8 @@
 use std::fmt;
 use std::process::ExitCode;
 
+use kestrel_binance::error::BinanceError;
+
 use crate::config::ConfigError;
 use crate::journal::JournalError;
 use crate::secrets::SecretError;
@@ -48,8 +50,9 @@ impl ExitClass {
         ExitCode::from(self.code())
     }
 
-    /// Classifies an error by walking its chain: an explicit [`ExitClass`] context wins, then
-    /// known error types (config, secrets, journal).
+    /// Classifies an error by walking its chain, outermost first: an explicit [`ExitClass`]
+    /// context wins, then known error types (config, secrets, clap → usage; journal → journal;
+    /// `kestrel_binance::error::BinanceError` → exchange).
     ///
     /// Code that fails with an exchange error attaches the class where it knows it:
     /// `result.context(ExitClass::Exchange)` (it displays as `exchange error`).
@@ -66,6 +69,9 @@ impl ExitClass {
             }
             if cause.is::<JournalError>() {
                 return ExitClass::Journal;
+            }
+            if cause.is::<BinanceError>() {
+                return ExitClass::Exchange;
             }
         }
         ExitClass::Other
@@ -136,7 +142,10 @@ mod tests {
         // TC3: a journal error.
         let e = anyhow::Error::new(JournalError::Locked { path: "j".into() });
         assert_eq!(ExitClass::of(&e).code(), 4);
-        // TC4: anything else.
+        // TC4: an exchange error anywhere in the chain.
+        let e = anyhow::Error::new(BinanceError::InvalidRequest("bad")).context("fetching account");
+        assert_eq!(ExitClass::of(&e), ExitClass::Exchange);
+        // TC5: anything else.
         assert_eq!(ExitClass::of(&anyhow::anyhow!("boom")).code(), 1);
     }
 
