@@ -228,6 +228,8 @@ impl Oms {
             a.kind,
             a.time_in_force,
             a.price,
+            // An adopted market order (rare: it would have filled) has no price to value its
+            // rest at; it is counted at zero until its terminal report arrives.
             a.price.unwrap_or(Price::ZERO),
             a.orig_qty,
             now,

@@ -14,6 +14,10 @@
 //!   `min_requote_interval`.
 //! - Nothing while any quote is unacknowledged (`PendingNew`/`Unknown`): quotes never stack.
 //! - A side is not quoted if its fill would take the position beyond `±max_position`.
+//!
+//! The position is relative to what the binary loaded at start-up. On spot a position below
+//! the base inventory actually held can't be sold into: the exchange refuses the ask
+//! (`-2010`, counted as an exchange rejection), so seed the position from the base balance.
 
 use kestrel_model::{OrderStatus, OrderType, Price, Side, TimeInForce, UnixNanos};
 
