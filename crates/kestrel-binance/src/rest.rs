@@ -398,8 +398,7 @@ impl RestClient {
         let t0 = self.now();
         let server = self.server_time().await?;
         let t1 = self.now();
-        let mid = UnixNanos(t0.0 / 2 + t1.0 / 2);
-        let offset = server.signed_diff(mid);
+        let offset = crate::time_sync::offset_from_round_trip(t0, server, t1);
         self.inner.cfg.time_offset.set(offset);
         tracing::info!(offset_ms = offset / 1_000_000, "measured exchange clock offset");
         Ok(offset)

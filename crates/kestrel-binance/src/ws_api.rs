@@ -56,6 +56,11 @@ pub struct WsApiConfig {
     pub limiter: Option<RateLimiter>,
     /// Capacity of the outgoing frame queue.
     pub queue_capacity: usize,
+    /// How often we ping the server, so an idle but healthy connection keeps producing frames.
+    pub ping_interval: Duration,
+    /// No frame at all (pong, response, event) for this long ⇒ the connection is dead even if
+    /// the socket looks open (`WS_HEARTBEAT_MISSED`): reconnect.
+    pub idle_timeout: Duration,
 }
 
 impl std::fmt::Debug for WsApiConfig {
@@ -71,7 +76,9 @@ impl std::fmt::Debug for WsApiConfig {
 
 impl WsApiConfig {
     /// A config for `url` with defaults: no credentials, `recvWindow` 5000 ms, 10 s request
-    /// timeout, reconnect 100 ms doubling to 10 s, the system clock, no shared limiter.
+    /// timeout, reconnect 100 ms doubling to 10 s, ping every 20 s and reconnect after 60 s
+    /// without any frame (Binance's own stream heartbeat figures), the system clock, no shared
+    /// limiter.
     pub fn new(url: Url) -> Self {
         Self {
             url,
@@ -84,6 +91,8 @@ impl WsApiConfig {
             time_offset: TimeOffset::new(),
             limiter: None,
             queue_capacity: 256,
+            ping_interval: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(60),
         }
     }
 
@@ -182,6 +191,8 @@ impl WsApiClient {
             url: cfg.url.clone(),
             reconnect_min: cfg.reconnect_min,
             reconnect_max: cfg.reconnect_max,
+            ping_interval: cfg.ping_interval,
+            idle_timeout: cfg.idle_timeout,
             limiter: cfg.limiter.clone(),
             pending: pending.clone(),
             connected: connected.clone(),
@@ -437,6 +448,8 @@ struct SessionTask {
     url: Url,
     reconnect_min: Duration,
     reconnect_max: Duration,
+    ping_interval: Duration,
+    idle_timeout: Duration,
     limiter: Option<RateLimiter>,
     pending: Pending,
     connected: Arc<AtomicBool>,
@@ -487,10 +500,21 @@ impl SessionTask {
             tracing::info!(url = %self.url, "ws api connected");
             self.emit(SessionEvent::Connected).await;
             let (mut sink, mut stream) = ws.split();
+            let mut ping = tokio::time::interval(self.ping_interval);
+            ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let idle = tokio::time::sleep(self.idle_timeout);
+            tokio::pin!(idle);
             let stop = loop {
                 tokio::select! {
                     biased;
                     () = self.cancel.cancelled() => break true,
+                    () = &mut idle => {
+                        tracing::warn!(idle_ms = self.idle_timeout.as_millis() as u64, "ws api: no frame within the heartbeat window (WS_HEARTBEAT_MISSED)");
+                        break false;
+                    }
+                    _ = ping.tick() => {
+                        if sink.send(Message::Ping(Vec::new().into())).await.is_err() { break false; }
+                    }
                     out = out_rx.recv() => match out {
                         None => break true,
                         Some(Outgoing::Reconnect) => break false,
@@ -501,7 +525,11 @@ impl SessionTask {
                             }
                         }
                     },
-                    msg = stream.next() => match msg {
+                    msg = stream.next() => {
+                        if matches!(msg, Some(Ok(_))) {
+                            idle.as_mut().reset(tokio::time::Instant::now() + self.idle_timeout);
+                        }
+                        match msg {
                         Some(Ok(Message::Text(t))) => self.on_text(t.as_str()).await,
                         Some(Ok(Message::Ping(p))) => {
                             if sink.send(Message::Pong(p)).await.is_err() { break false; }
@@ -511,6 +539,7 @@ impl SessionTask {
                         Some(Err(e)) => {
                             tracing::warn!(error = %e, "ws api read failed");
                             break false;
+                        }
                         }
                     },
                 }

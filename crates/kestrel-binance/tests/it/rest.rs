@@ -2,7 +2,6 @@
 //! account, clock skew (S13) and unknown-outcome placement (S01). Also hosts the helpers the
 //! other brest modules use to start the simulator and build clients.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use kestrel_binance::endpoints::Endpoints;
@@ -264,6 +263,5 @@ async fn scenario_s01_unknown_outcome_resolved_by_query_never_duplicated() {
     assert_eq!(open.len(), 1);
     assert_eq!(open[0].client_id, cid("unk-1"));
     assert_eq!(sim.stats().orders_accepted, 1);
-    drop(Arc::new(()));
     sim.shutdown().await;
 }

@@ -142,3 +142,25 @@ async fn scenario_s10_user_data_resubscribes_after_interruption_and_signals_resy
     order(&mut rx, "s10-2", OrderStatus::New).await;
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn scenario_s04_silent_ws_api_connection_is_detected_and_resubscribed() {
+    let sim = sim().await;
+    let mut cfg = config(&sim, UserStreamAuth::SubscribeSignature);
+    cfg.ws.ping_interval = Duration::from_millis(50);
+    cfg.ws.idle_timeout = Duration::from_millis(300);
+    let (tx, mut rx) = mpsc::channel(64);
+    let _us = user_stream::start(cfg, tx, CancellationToken::new());
+    assert_eq!(next(&mut rx).await, UserEvent::ResyncNeeded(ResyncReason::Initial));
+    // The socket stays open but nothing comes back, not even pongs.
+    sim.inject(Fault::HeartbeatLoss { conn_id: None }).unwrap();
+    loop {
+        if let UserEvent::ResyncNeeded(reason) = next(&mut rx).await {
+            assert_eq!(reason, ResyncReason::Reconnected);
+            break;
+        }
+    }
+    rest(&sim).place_order(&resting_buy("hb-1")).await.unwrap();
+    order(&mut rx, "hb-1", OrderStatus::New).await;
+    sim.shutdown().await;
+}

@@ -1,7 +1,6 @@
 //! WebSocket API order entry against `kestrel-sim`: the same round trips, typed rejects and
 //! unknown-outcome rules as REST, through [`OrderGateway`].
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use kestrel_binance::error::BinanceError;
@@ -97,6 +96,5 @@ async fn ws_api_connection_loss_fails_in_flight_and_reconnects() {
     assert_eq!(next(&mut rx).await, SessionEvent::Connected);
     let q = ws.query_order(btc(), OrderRef::Client(cid("drop-1"))).await.unwrap();
     assert_eq!(q.status, OrderStatus::New);
-    drop(Arc::new(()));
     sim.shutdown().await;
 }
