@@ -55,7 +55,7 @@ mod tests {
         let ms = UnixNanos::from_millis;
         // TC0: server 5 s behind, 20 ms round trip; TC1: server ahead; TC2: same clock.
         let cases = [
-            (ms(10_000), ms(5_010), ms(10_020), -4_990_000_000),
+            (ms(10_000), ms(5_010), ms(10_020), -5_000_000_000),
             (ms(10_000), ms(12_010), ms(10_020), 2_000_000_000),
             (ms(10_000), ms(10_010), ms(10_020), 0),
         ];
@@ -63,8 +63,8 @@ mod tests {
             assert_eq!(offset_from_round_trip(sent, server, recv), want, "TC{i}");
         }
         let o = TimeOffset::new();
-        o.set(-4_990_000_000);
-        assert_eq!(o.to_exchange(ms(10_020)), ms(5_030));
+        o.set(-5_000_000_000);
+        assert_eq!(o.to_exchange(ms(10_020)), ms(5_020));
         assert_eq!(o.clone().get(), o.get());
     }
 }
