@@ -1,0 +1,113 @@
+//! Throughput of the simulator over loopback: WebSocket messages/s to one client and REST
+//! orders/s. Run: `cargo bench -p kestrel-sim --bench throughput`.
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use hmac::{Hmac, Mac};
+use kestrel_sim::{Sim, SimConfig};
+use sha2::Sha256;
+
+const RUN: Duration = Duration::from_secs(3);
+
+fn config() -> SimConfig {
+    let mut c = SimConfig::default_market();
+    c.manual_market = true;
+    c.limits.request_weight_per_minute = u32::MAX;
+    c.limits.orders_per_10s = u32::MAX;
+    c.limits.orders_per_day = u32::MAX;
+    c.ws.channel_capacity = 1 << 16;
+    c
+}
+
+async fn ws_msgs_per_sec() -> f64 {
+    let sim = Arc::new(Sim::start(config(), "127.0.0.1:0").await.unwrap());
+    let streams: Vec<String> = ["btcusdt", "ethusdt", "bnbusdt"]
+        .iter()
+        .flat_map(|s| ["depth@100ms", "trade", "aggTrade", "bookTicker", "depth"].map(|k| format!("{s}@{k}")))
+        .collect();
+    let url = format!("{}/stream?streams={}", sim.ws_stream_url(), streams.join("/"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    while sim.connections().is_empty() {
+        tokio::task::yield_now().await;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let producer = {
+        let (sim, stop) = (sim.clone(), stop.clone());
+        tokio::task::spawn_blocking(move || {
+            while !stop.load(Ordering::Relaxed) {
+                sim.step_market(1);
+            }
+        })
+    };
+    let start = Instant::now();
+    let mut n: u64 = 0;
+    while start.elapsed() < RUN {
+        match tokio::time::timeout(Duration::from_secs(1), ws.next()).await {
+            Ok(Some(Ok(m))) if m.is_text() => n += 1,
+            Ok(Some(Ok(_))) => {}
+            _ => break,
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    producer.await.unwrap();
+    let lagged = sim.stats().lagged_disconnects;
+    println!("ws: {n} messages in {secs:.2} s to one client (lagged disconnects: {lagged})");
+    n as f64 / secs
+}
+
+async fn orders_per_sec() -> f64 {
+    let sim = Sim::start(config(), "127.0.0.1:0").await.unwrap();
+    let base = sim.rest_url();
+    let ts = sim.server_time_ms();
+    let mut tasks = Vec::new();
+    let deadline = Instant::now() + RUN;
+    for w in 0..4 {
+        let base = base.clone();
+        tasks.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut n: u64 = 0;
+            while Instant::now() < deadline {
+                // IOC far below the market: validated, locked, matched (nothing), expired.
+                let q = format!(
+                    "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=IOC&quantity=0.001&price=60000&newClientOrderId=b{w}-{n}&timestamp={}",
+                    ts + 0 * n
+                );
+                let mut mac = Hmac::<Sha256>::new_from_slice(kestrel_sim::config::DEMO_HMAC_SECRET.as_bytes()).unwrap();
+                mac.update(q.as_bytes());
+                let sig = hex::encode(mac.finalize().into_bytes());
+                let r = http
+                    .post(format!("{base}/api/v3/order?{q}&signature={sig}"))
+                    .header("X-MBX-APIKEY", kestrel_sim::config::DEMO_HMAC_API_KEY)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+                n += 1;
+            }
+            n
+        }));
+    }
+    let start = Instant::now();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!("rest: {total} orders in {secs:.2} s over 4 connections");
+    sim.shutdown().await;
+    total as f64 / secs
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let ws = ws_msgs_per_sec().await;
+        let orders = orders_per_sec().await;
+        println!("RESULT ws_msgs_per_sec={ws:.0} (target >= 20000) orders_per_sec={orders:.0} (target >= 2000)");
+    });
+}
