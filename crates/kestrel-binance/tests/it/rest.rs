@@ -47,7 +47,7 @@ pub(crate) fn ed25519_credentials() -> Credentials {
 
 pub(crate) fn rest_config(sim: &SimHandle) -> RestConfig {
     let mut cfg = RestConfig::new(endpoints(sim)).with_credentials(hmac_credentials());
-    cfg.request_timeout = Duration::from_millis(1_500);
+    cfg.request_timeout = Duration::from_secs(5);
     cfg
 }
 
@@ -242,19 +242,21 @@ async fn scenario_s13_clock_skew_resyncs_and_retries_once() {
 #[tokio::test]
 async fn scenario_s01_unknown_outcome_resolved_by_query_never_duplicated() {
     let sim = sim().await;
+    // Placements go through a client with a short timeout; queries through a normal one.
     let mut cfg = rest_config(&sim);
-    cfg.request_timeout = Duration::from_millis(300);
-    let c = RestClient::new(cfg).unwrap();
+    cfg.request_timeout = Duration::from_millis(500);
+    let placer = RestClient::new(cfg).unwrap();
+    let c = rest(&sim);
     // TC0: the exchange executes the placement but never answers.
     sim.inject(Fault::SwallowOrderResponse { orders: 1 }).unwrap();
-    let e = c.place_order(&resting_buy("unk-1")).await.unwrap_err();
+    let e = placer.place_order(&resting_buy("unk-1")).await.unwrap_err();
     assert!(e.is_unknown_outcome(), "{e:?}");
     assert!(matches!(e, BinanceError::Timeout));
     let q = c.query_order(btc(), OrderRef::Client(cid("unk-1"))).await.unwrap();
     assert_eq!(q.status, OrderStatus::New);
     // TC1: a 503 on placement is unknown too; the query says it never happened.
     sim.inject(Fault::HttpError { status: 503, requests: 1, retry_after_s: None }).unwrap();
-    let e = c.place_order(&resting_buy("unk-2")).await.unwrap_err();
+    let e = placer.place_order(&resting_buy("unk-2")).await.unwrap_err();
     assert!(e.is_unknown_outcome(), "{e:?}");
     let e = c.query_order(btc(), OrderRef::Client(cid("unk-2"))).await.unwrap_err();
     assert_eq!(e.code(), Some(-2013));

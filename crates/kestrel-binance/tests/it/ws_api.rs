@@ -54,11 +54,12 @@ async fn ws_api_place_query_cancel_round_trip() {
 #[tokio::test]
 async fn ws_api_swallowed_placement_is_unknown_then_resolved_by_query() {
     let sim = sim().await;
-    let (gw, _ws) = gateway(&sim, Duration::from_millis(300)).await;
+    let (gw, _ws) = gateway(&sim, Duration::from_millis(500)).await;
     sim.inject(Fault::SwallowOrderResponse { orders: 1 }).unwrap();
     let e = gw.place(&resting_buy("wsu-1")).await.unwrap_err();
-    assert!(e.is_unknown_outcome(), "{e:?}");
-    let q = gw.query(btc(), OrderRef::Client(cid("wsu-1"))).await.unwrap();
+    assert!(matches!(e, BinanceError::Timeout), "{e:?}");
+    assert!(e.is_unknown_outcome());
+    let q = rest(&sim).query_order(btc(), OrderRef::Client(cid("wsu-1"))).await.unwrap();
     assert_eq!(q.status, OrderStatus::New);
     assert_eq!(sim.stats().orders_accepted, 1);
     sim.shutdown().await;
