@@ -12,7 +12,8 @@
 //! - **A fill is recorded exactly once** (scenario S02): `fills` has `UNIQUE(symbol, trade_id)`
 //!   and [`Journal::record_fill`] says whether the fill was new.
 //! - **Client ids are unique and stable across restarts**: a durable sequence in `meta` feeds
-//!   [`ClientIdPrefix::make`].
+//!   [`ClientIdPrefix::make`]. Numbers are reserved in blocks of [`CLIENT_SEQ_BLOCK`] (one
+//!   fsync per block, not per order); a crash skips the rest of a block, never reuses it.
 //! - **Numbers are exact**: prices, quantities and amounts are stored as decimal TEXT written by
 //!   the fixed-point types' `Display` and read back with their `FromStr`, so they round-trip
 //!   exactly; ids and times are INTEGERs.
@@ -401,12 +402,22 @@ const ORDER_COLUMNS: &str = "client_id, symbol, side, type, tif, price, qty, sta
 // The journal
 // ---------------------------------------------------------------------------------------------
 
+/// Client-id sequence numbers reserved per durable write. Each reservation is an fsync
+/// (milliseconds on a VM disk), so reserving one per order would double the journal's cost on
+/// the order path; gaps after a crash are harmless.
+pub const CLIENT_SEQ_BLOCK: u64 = 100;
+
 /// The open journal. One per process; methods take `&mut self` because each is a transaction.
 #[derive(Debug)]
 pub struct Journal {
     conn: Connection,
     /// For error messages.
     path: PathBuf,
+    /// The next client-id sequence number to hand out.
+    next_seq: u64,
+    /// Highest sequence number durably reserved in `meta`; `next_seq` may reach it, and the
+    /// next call past it reserves another block first.
+    reserved_to: u64,
 }
 
 impl Journal {
@@ -434,8 +445,11 @@ impl Journal {
         }
         conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
-        let mut journal = Journal { conn, path: path.to_path_buf() };
+        let mut journal = Journal { conn, path: path.to_path_buf(), next_seq: 1, reserved_to: 0 };
         journal.migrate()?;
+        // Everything up to the persisted value may have been handed out before: start above it.
+        journal.reserved_to = journal.client_seq()?;
+        journal.next_seq = journal.reserved_to.saturating_add(1);
         Ok(journal)
     }
 
@@ -482,33 +496,50 @@ impl Journal {
             .map_err(sql("schema version"))
     }
 
-    /// Takes the next client-id sequence number, durably: it is never handed out again, even
-    /// after a crash. Build the id with [`ClientIdPrefix::make`].
+    /// Takes the next client-id sequence number. It is durably reserved before it is returned,
+    /// so it is never handed out again, even after a crash. Build the id with
+    /// [`ClientIdPrefix::make`].
     pub fn next_client_seq(&mut self) -> Result<u64, JournalError> {
-        let tx = self.begin()?;
-        let seq: i64 = tx
-            .query_row(
-                "UPDATE meta SET value = value + 1 WHERE key = 'client_seq' RETURNING value",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(sql("next client seq"))?;
-        tx.commit().map_err(sql("next client seq"))?;
-        Ok(u64::try_from(seq).unwrap_or(0))
+        if self.next_seq > self.reserved_to {
+            let target = self.next_seq.saturating_add(CLIENT_SEQ_BLOCK - 1);
+            self.persist_seq_floor(target)?;
+        }
+        let seq = self.next_seq;
+        self.next_seq = seq.saturating_add(1);
+        Ok(seq)
     }
 
     /// Raises the client-id sequence so the next number is above `seen` (used after
     /// reconciliation found ids of ours on the exchange that this journal never issued, e.g.
     /// after the journal file was lost). Never lowers it.
     pub fn ensure_client_seq_above(&mut self, seen: u64) -> Result<(), JournalError> {
-        let seen = to_i64("client seq", seen)?;
-        let tx = self.begin()?;
-        tx.execute("UPDATE meta SET value = MAX(value, ?1) WHERE key = 'client_seq'", [seen])
-            .map_err(sql("raise client seq"))?;
-        tx.commit().map_err(sql("raise client seq"))
+        if seen >= self.next_seq {
+            self.next_seq = seen.saturating_add(1);
+        }
+        if seen > self.reserved_to {
+            self.persist_seq_floor(seen)?;
+        }
+        Ok(())
     }
 
-    /// The last client-id sequence number handed out (0 if none).
+    /// Durably sets the reserved ceiling to at least `value`.
+    fn persist_seq_floor(&mut self, value: u64) -> Result<(), JournalError> {
+        let v = to_i64("client seq", value)?;
+        let tx = self.begin()?;
+        let stored: i64 = tx
+            .query_row(
+                "UPDATE meta SET value = MAX(value, ?1) WHERE key = 'client_seq' RETURNING value",
+                [v],
+                |r| r.get(0),
+            )
+            .map_err(sql("reserve client seq"))?;
+        tx.commit().map_err(sql("reserve client seq"))?;
+        self.reserved_to = u64::try_from(stored).unwrap_or(0);
+        Ok(())
+    }
+
+    /// The highest client-id sequence number durably reserved (0 if none): every number ever
+    /// handed out is at most this, and after a restart numbering continues above it.
     pub fn client_seq(&self) -> Result<u64, JournalError> {
         let v: i64 = self
             .conn
@@ -1448,12 +1479,20 @@ mod tests {
         let by_exchange = j.order_by_exchange_id(&req.symbol, OrderId(987_654_321)).unwrap();
         assert_eq!(by_exchange.map(|o| o.client_id), Some(req.client_id));
         assert!(j.order_by_exchange_id(&req.symbol, OrderId(1)).unwrap().is_none());
-        assert_eq!(j.client_seq().unwrap(), 2);
-        assert_eq!(j.next_client_seq().unwrap(), 3);
-        j.ensure_client_seq_above(10).unwrap();
-        assert_eq!(j.next_client_seq().unwrap(), 11);
+        // Two numbers were handed out from a reserved block; after the restart numbering
+        // continues above the whole block (never reusing any of it).
+        assert_eq!(j.client_seq().unwrap(), CLIENT_SEQ_BLOCK);
+        let first = j.next_client_seq().unwrap();
+        assert_eq!(first, CLIENT_SEQ_BLOCK + 1);
+        assert_eq!(j.client_seq().unwrap(), 2 * CLIENT_SEQ_BLOCK);
+        j.ensure_client_seq_above(5 * CLIENT_SEQ_BLOCK).unwrap();
+        assert_eq!(j.next_client_seq().unwrap(), 5 * CLIENT_SEQ_BLOCK + 1);
+        assert_eq!(j.client_seq().unwrap(), 6 * CLIENT_SEQ_BLOCK);
         j.ensure_client_seq_above(5).unwrap();
-        assert_eq!(j.next_client_seq().unwrap(), 12);
+        assert_eq!(j.next_client_seq().unwrap(), 5 * CLIENT_SEQ_BLOCK + 2);
+        drop(j);
+        let mut j = Journal::open(&path).unwrap();
+        assert_eq!(j.next_client_seq().unwrap(), 6 * CLIENT_SEQ_BLOCK + 1);
         assert_eq!(j.open_orders().unwrap().len(), 1);
         assert_eq!(j.all_fills().unwrap().len(), 1);
         assert_eq!(j.order_events(&req.client_id).unwrap().len(), 2);
