@@ -119,6 +119,8 @@ impl FakeExchange {
     async fn serve(self: Arc<Self>, tcp: tokio::net::TcpStream) {
         let uri = Arc::new(Mutex::new(String::new()));
         let uri2 = uri.clone();
+        // The handshake callback's signature is tungstenite's; its error type is large.
+        #[allow(clippy::result_large_err)]
         let cb = move |req: &Request, resp: Response| {
             *uri2.lock().unwrap() = req.uri().to_string();
             Ok(resp)
