@@ -509,15 +509,17 @@ impl Journal {
         Ok(seq)
     }
 
-    /// Raises the client-id sequence so the next number is above `seen` (used after
-    /// reconciliation found ids of ours on the exchange that this journal never issued, e.g.
-    /// after the journal file was lost). Never lowers it.
+    /// Durably records that sequence numbers up to `seen` are taken, so neither this journal
+    /// nor a restarted bot hands them out again. Used when ids come from elsewhere: the
+    /// engine's own id generator (call before [`Journal::record_intent`]) or ids of ours that
+    /// reconciliation found on the exchange. Reserves a block past `seen` when it writes, so a
+    /// caller numbering sequentially pays one fsync per [`CLIENT_SEQ_BLOCK`] ids. Never lowers.
     pub fn ensure_client_seq_above(&mut self, seen: u64) -> Result<(), JournalError> {
         if seen >= self.next_seq {
             self.next_seq = seen.saturating_add(1);
         }
         if seen > self.reserved_to {
-            self.persist_seq_floor(seen)?;
+            self.persist_seq_floor(seen.saturating_add(CLIENT_SEQ_BLOCK - 1))?;
         }
         Ok(())
     }
@@ -1485,14 +1487,19 @@ mod tests {
         let first = j.next_client_seq().unwrap();
         assert_eq!(first, CLIENT_SEQ_BLOCK + 1);
         assert_eq!(j.client_seq().unwrap(), 2 * CLIENT_SEQ_BLOCK);
+        // Ids numbered elsewhere (the engine's generator): one durable write per block.
         j.ensure_client_seq_above(5 * CLIENT_SEQ_BLOCK).unwrap();
-        assert_eq!(j.next_client_seq().unwrap(), 5 * CLIENT_SEQ_BLOCK + 1);
-        assert_eq!(j.client_seq().unwrap(), 6 * CLIENT_SEQ_BLOCK);
+        let ceiling = 6 * CLIENT_SEQ_BLOCK - 1;
+        assert_eq!(j.client_seq().unwrap(), ceiling);
+        for seen in 5 * CLIENT_SEQ_BLOCK + 1..=ceiling {
+            j.ensure_client_seq_above(seen).unwrap();
+        }
+        assert_eq!(j.client_seq().unwrap(), ceiling);
         j.ensure_client_seq_above(5).unwrap();
-        assert_eq!(j.next_client_seq().unwrap(), 5 * CLIENT_SEQ_BLOCK + 2);
+        assert_eq!(j.next_client_seq().unwrap(), ceiling + 1);
         drop(j);
         let mut j = Journal::open(&path).unwrap();
-        assert_eq!(j.next_client_seq().unwrap(), 6 * CLIENT_SEQ_BLOCK + 1);
+        assert!(j.next_client_seq().unwrap() > ceiling + 1);
         assert_eq!(j.open_orders().unwrap().len(), 1);
         assert_eq!(j.all_fills().unwrap().len(), 1);
         assert_eq!(j.order_events(&req.client_id).unwrap().len(), 2);
