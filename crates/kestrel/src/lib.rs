@@ -7,6 +7,10 @@
 
 /// One TOML file → `RawConfig` → validated `Config`.
 pub mod config;
+/// The end-to-end benchmark: report schema, CI gate, scenarios, `/proc` sampling.
+pub mod bench;
+/// `kestrel bench …` command line (the perf gate).
+pub mod bench_cmd;
 /// Exit codes per error class and the one-line error report.
 pub mod exit;
 /// Named fault classes and the board components raise/clear them on.
@@ -21,3 +25,21 @@ pub mod process_metrics;
 pub mod reconcile;
 /// API credentials and the admin token from env vars or files, redacted and zeroized.
 pub mod secrets;
+/// Admin HTTP API (axum: status, commands, `/metrics`) and its CLI client.
+pub mod admin;
+/// `kestrel demo`: embedded simulator + bot + status line.
+pub mod demo;
+/// The engine on its own OS thread: events in, actions out, snapshots published.
+pub mod engine_thread;
+/// The execution gateway task: journal, send, feed results back.
+pub mod exec;
+/// The market-data observer: metrics and faults from the market-data tasks.
+pub mod md_observer;
+/// `kestrel run`, `demo` and admin-client subcommand plumbing.
+pub mod run_cmd;
+/// Start-up, task wiring and graceful shutdown.
+pub mod runtime;
+/// The demo's once-a-second status line.
+pub mod status_line;
+/// The user-data task: execution reports → journal → engine.
+pub mod user_data;

@@ -12,6 +12,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use kestrel::config::Config;
 use kestrel::exit::{self, ExitClass};
+use kestrel::run_cmd::AdminCommand;
 
 /// kestrel: a Binance Spot trading system.
 #[derive(Debug, Parser)]
@@ -31,6 +32,30 @@ struct Cli {
 enum Command {
     /// Validate a config file and print the result (secrets show only whether they are set).
     CheckConfig(CheckConfigArgs),
+    /// Benchmark tooling: compare a report with the baseline (the CI perf gate).
+    Bench(kestrel::bench_cmd::BenchArgs),
+    /// Run the bot with a config file until Ctrl-C or SIGTERM (graceful shutdown).
+    Run(kestrel::run_cmd::RunArgs),
+    /// Run the embedded simulator and the bot against it, with a status line every second.
+    Demo(kestrel::run_cmd::DemoArgs),
+    /// Show the running bot's status (admin API).
+    Status(kestrel::run_cmd::AdminArgs),
+    /// Stop placing orders (strategies keep computing).
+    Halt(kestrel::run_cmd::AdminArgs),
+    /// Resume trading after a halt.
+    Resume(kestrel::run_cmd::AdminArgs),
+    /// Cancel every open order of the bot.
+    CancelAll(kestrel::run_cmd::AdminArgs),
+    /// Reconnect every market-data WebSocket and resnapshot the books.
+    RestartWs(kestrel::run_cmd::AdminArgs),
+    /// Force market data onto REST polling (`on`) or back to automatic (`off`).
+    FallbackRest {
+        /// `on` or `off`.
+        #[arg(value_enum)]
+        state: kestrel::run_cmd::OnOff,
+        #[command(flatten)]
+        admin: kestrel::run_cmd::AdminArgs,
+    },
 }
 
 /// Arguments of `kestrel check-config`.
@@ -59,6 +84,17 @@ fn main() -> ExitCode {
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::CheckConfig(args) => check_config(&args),
+        Command::Bench(args) => kestrel::bench_cmd::run(&args),
+        Command::Run(args) => kestrel::run_cmd::run(&args.config),
+        Command::Demo(args) => kestrel::run_cmd::demo(&args),
+        Command::Status(a) => kestrel::run_cmd::admin_command(AdminCommand::Status, &a),
+        Command::Halt(a) => kestrel::run_cmd::admin_command(AdminCommand::Halt, &a),
+        Command::Resume(a) => kestrel::run_cmd::admin_command(AdminCommand::Resume, &a),
+        Command::CancelAll(a) => kestrel::run_cmd::admin_command(AdminCommand::CancelAll, &a),
+        Command::RestartWs(a) => kestrel::run_cmd::admin_command(AdminCommand::RestartWs, &a),
+        Command::FallbackRest { state, admin } => {
+            kestrel::run_cmd::admin_command(AdminCommand::FallbackRest(state), &admin)
+        }
     }
 }
 

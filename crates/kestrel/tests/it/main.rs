@@ -3,3 +3,6 @@
 
 mod cli;
 mod journal_crash;
+mod e2e_crash;
+mod e2e_support;
+mod e2e_trading;

@@ -1,0 +1,177 @@
+//! The user-data task: execution reports and balances from the WebSocket API subscription,
+//! journaled first (fills exactly once, by trade id), then handed to the engine with
+//! backpressure (never dropped). On every (re)subscription the open orders and balances are
+//! re-fetched by REST so nothing that happened while unsubscribed is missed (scenario S10).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kestrel_binance::gateway::OrderGateway;
+use kestrel_binance::rest::{OrderRef, RestClient};
+use kestrel_binance::user_stream::{self, ResyncReason, UserEvent, UserStreamConfig};
+use kestrel_model::{ClientOrderId, Clock, Event, OrderUpdate};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::engine_thread::OverrunTracker;
+use crate::exec::JournalCallError;
+use crate::faults::{FaultBoard, FaultClass};
+use crate::journal::JournalError;
+use crate::metrics::Metrics;
+use crate::runtime::SharedJournal;
+
+/// How often the session's connection state is checked for `USER_STREAM_DOWN`.
+pub const CONNECTION_CHECK: Duration = Duration::from_millis(500);
+
+/// What the user-data task needs.
+#[derive(Clone)]
+pub struct UserDataDeps {
+    /// Subscription settings.
+    pub stream: UserStreamConfig,
+    /// REST client (account snapshot on resync).
+    pub rest: RestClient,
+    /// Order queries and open orders on resync.
+    pub gateway: OrderGateway,
+    /// The journal.
+    pub journal: SharedJournal,
+    /// The engine's inbox.
+    pub events: mpsc::Sender<Event>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Faults.
+    pub faults: FaultBoard,
+    /// Wall clock.
+    pub clock: Arc<dyn Clock>,
+    /// Budget for one report → journal → engine.
+    pub budget: Duration,
+}
+
+impl std::fmt::Debug for UserDataDeps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserDataDeps").field("stream", &self.stream).finish_non_exhaustive()
+    }
+}
+
+/// Runs until `cancel` fires or the engine's inbox closes.
+pub async fn run(deps: UserDataDeps, cancel: CancellationToken) {
+    let (tx, mut rx) = mpsc::channel::<UserEvent>(1024);
+    let stream = user_stream::start(deps.stream.clone(), tx, cancel.clone());
+    let latency = deps.metrics.task_latency("user_stream");
+    let mut overrun = OverrunTracker::new("user_stream", deps.budget, deps.faults.clone());
+    let mut check = tokio::time::interval(CONNECTION_CHECK);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut subscribed = false;
+    loop {
+        let ev = tokio::select! {
+            biased;
+            () = cancel.cancelled() => break,
+            ev = rx.recv() => match ev { Some(e) => e, None => break },
+            _ = check.tick() => {
+                let up = stream.session.is_connected() && subscribed;
+                deps.faults.set(FaultClass::USER_STREAM_DOWN, !up, "user data stream not subscribed");
+                continue;
+            }
+        };
+        let started = Instant::now();
+        let ok = match ev {
+            UserEvent::Order(u) => {
+                let ok = on_order(&deps, u).await;
+                let decided = deps.clock.now();
+                latency.observe(decided.0.saturating_sub(u.ts_local.0) as f64 * 1e-9);
+                ok
+            }
+            UserEvent::Balances(list) => {
+                let mut ok = true;
+                for b in list {
+                    ok &= deps.events.send(Event::Balance(b)).await.is_ok();
+                }
+                ok
+            }
+            UserEvent::BalanceDelta { asset, delta, .. } => {
+                tracing::info!(asset = %asset, delta = %delta, "balance changed outside trading");
+                true
+            }
+            UserEvent::ResyncNeeded(reason) => {
+                subscribed = true;
+                deps.faults.clear(FaultClass::USER_STREAM_DOWN);
+                resync(&deps, reason).await
+            }
+        };
+        overrun.record(started.elapsed());
+        if !ok {
+            break;
+        }
+    }
+    stream.session.shutdown();
+    let _ = stream.task.await;
+}
+
+/// Journals one execution report and forwards it; false when the engine is gone.
+async fn on_order(deps: &UserDataDeps, u: OrderUpdate) -> bool {
+    let recorded = deps.journal.call(move |j| j.record_update(&u)).await;
+    let forward = match recorded {
+        Ok(r) => {
+            if r.fill_new {
+                deps.metrics.fills(u.symbol).inc();
+            }
+            // A replayed report whose fill is already booked carries nothing new.
+            !(u.fill.is_some() && !r.fill_new)
+        }
+        // Not ours (another bot on the account): the engine counts it and ignores it.
+        Err(JournalCallError::Journal(JournalError::UnknownOrder(_))) => true,
+        Err(e) => {
+            tracing::error!(error = %e, "journal record update failed");
+            deps.faults.raise(FaultClass::JOURNAL_ERROR, format_args!("record update: {e}"));
+            true
+        }
+    };
+    if forward {
+        deps.events.send(Event::Order(u)).await.is_ok()
+    } else {
+        true
+    }
+}
+
+/// Re-fetches open orders (and queries journal-open orders the exchange no longer lists) and
+/// balances; false when the engine is gone.
+async fn resync(deps: &UserDataDeps, reason: ResyncReason) -> bool {
+    tracing::info!(?reason, "user data subscribed; resyncing orders and balances");
+    let open = match deps.gateway.open_orders(None).await {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(error = %e, "open orders fetch failed during resync");
+            Vec::new()
+        }
+    };
+    let listed: HashSet<ClientOrderId> = open.iter().map(|u| u.client_id).collect();
+    for u in open {
+        if !on_order(deps, u).await {
+            return false;
+        }
+    }
+    if reason != ResyncReason::Initial {
+        let journal_open = deps.journal.call(|j| j.open_orders()).await.unwrap_or_default();
+        for o in journal_open.iter().filter(|o| o.status.is_open() && !listed.contains(&o.client_id)) {
+            match deps.gateway.query(o.symbol, OrderRef::Client(o.client_id)).await {
+                Ok(u) => {
+                    if !on_order(deps, u).await {
+                        return false;
+                    }
+                }
+                Err(e) => tracing::warn!(client_id = %o.client_id, error = %e, "resync query failed"),
+            }
+        }
+    }
+    match deps.rest.account().await {
+        Ok(balances) => {
+            for b in balances {
+                if deps.events.send(Event::Balance(b)).await.is_err() {
+                    return false;
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "account fetch failed during resync"),
+    }
+    true
+}

@@ -1,0 +1,140 @@
+//! Helpers shared by the end-to-end tests: a simulator, a REST client on its demo account, and
+//! the comparison of the journal with the exchange.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Duration;
+
+use kestrel::journal::Journal;
+use kestrel_binance::endpoints::Endpoints;
+use kestrel_binance::rest::{MyTrade, RestClient, RestConfig};
+use kestrel_binance::sign;
+use kestrel_model::{Notional, OrderUpdate, Side, Symbol, TradeId};
+use kestrel_sim::SimHandle;
+
+pub const SYMBOLS: [&str; 3] = ["BTCUSDT", "ETHUSDT", "BNBUSDT"];
+
+/// Initial demo-account balances of the default market (asset, amount).
+pub const INITIAL: [(&str, &str); 3] = [("BTC", "1"), ("ETH", "10"), ("BNB", "100")];
+
+pub fn sym(s: &str) -> Symbol {
+    s.parse().unwrap()
+}
+
+pub async fn start_sim() -> SimHandle {
+    kestrel_sim::Sim::start(kestrel::demo::demo_sim_config(), "127.0.0.1:0").await.unwrap()
+}
+
+pub fn rest_client(sim: &SimHandle) -> RestClient {
+    let endpoints = Endpoints::from_base(
+        sim.rest_url().parse().unwrap(),
+        sim.ws_stream_url().parse().unwrap(),
+        sim.ws_api_url().parse().unwrap(),
+    );
+    let creds = sign::Credentials::new(
+        kestrel_sim::config::DEMO_HMAC_API_KEY,
+        sign::Secret::hmac(kestrel_sim::config::DEMO_HMAC_SECRET),
+    );
+    let mut cfg = RestConfig::new(endpoints).with_credentials(creds);
+    cfg.request_timeout = Duration::from_secs(5);
+    RestClient::new(cfg).unwrap()
+}
+
+/// Every trade of the demo account on `symbol`, paging with `fromId`.
+pub async fn all_trades(rest: &RestClient, symbol: Symbol) -> Vec<MyTrade> {
+    let mut out: Vec<MyTrade> = Vec::new();
+    let mut from: Option<TradeId> = Some(TradeId(0));
+    loop {
+        let page = rest.my_trades(symbol, from, 1000).await.unwrap();
+        let n = page.len();
+        let last = page.last().map(|t| t.fill.trade_id);
+        for t in page {
+            if !out.iter().any(|o| o.fill.trade_id == t.fill.trade_id) {
+                out.push(t);
+            }
+        }
+        match last {
+            Some(id) if n == 1000 => from = Some(TradeId(id.0 + 1)),
+            _ => break,
+        }
+    }
+    out
+}
+
+pub async fn open_orders(rest: &RestClient) -> Vec<OrderUpdate> {
+    rest.open_orders(None).await.unwrap()
+}
+
+/// Asserts that every open order at the exchange is known to the journal (the journal is
+/// opened, read and closed: the bot must not be running).
+pub async fn assert_open_orders_known(rest: &RestClient, journal: &Path) {
+    let open = open_orders(rest).await;
+    let j = Journal::open(journal).unwrap();
+    for o in &open {
+        let known = j.order(&o.client_id).unwrap();
+        assert!(known.is_some(), "open order {} at the exchange is not in the journal", o.client_id);
+    }
+}
+
+/// The full consistency check after a clean stop: fills in the journal == trades at the
+/// exchange (by trade id), one exchange order per client id, open orders known, and positions
+/// (journal fills) == balance changes at the exchange (commission in the base asset counted).
+pub async fn assert_journal_matches_exchange(sim: &SimHandle, rest: &RestClient, journal: &Path) -> usize {
+    let j = Journal::open(journal).unwrap();
+    let fills = j.all_fills().unwrap();
+    let journal_trades: HashSet<(Symbol, u64)> = fills.iter().map(|f| (f.symbol, f.fill.trade_id.0)).collect();
+    assert_eq!(journal_trades.len(), fills.len(), "a fill is journaled twice");
+    let mut exchange_trades = HashSet::new();
+    let mut order_ids = HashSet::new();
+    for s in SYMBOLS {
+        for t in all_trades(rest, sym(s)).await {
+            exchange_trades.insert((t.symbol, t.fill.trade_id.0));
+            order_ids.insert(t.order_id);
+        }
+    }
+    let missing: Vec<_> = exchange_trades.difference(&journal_trades).collect();
+    assert!(missing.is_empty(), "exchange trades missing from the journal: {missing:?}");
+    let extra: Vec<_> = journal_trades.difference(&exchange_trades).collect();
+    assert!(extra.is_empty(), "journal fills the exchange does not know: {extra:?}");
+    // Every traded exchange order belongs to exactly one journaled client id.
+    for oid in &order_ids {
+        let owners: Vec<_> = fills
+            .iter()
+            .filter(|f| {
+                j.order(&f.client_id).unwrap().and_then(|o| o.order_id) == Some(*oid)
+            })
+            .map(|f| f.client_id)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        assert!(owners.len() <= 1, "exchange order {oid:?} maps to several client ids: {owners:?}");
+    }
+    for o in open_orders(rest).await {
+        assert!(j.order(&o.client_id).unwrap().is_some(), "open order {} unknown to the journal", o.client_id);
+    }
+    // Positions: journal fills vs balance deltas.
+    let balances = sim.balances("demo").unwrap();
+    for (asset, initial) in INITIAL {
+        let symbol = sym(&format!("{asset}USDT"));
+        let mut expected = Notional::ZERO;
+        for f in fills.iter().filter(|f| f.symbol == symbol) {
+            let q = Notional::from_mantissa(i128::from(f.fill.qty.mantissa()) * 100_000_000);
+            expected = match f.side {
+                Side::Buy => expected.checked_add(q).unwrap(),
+                Side::Sell => expected.checked_sub(q).unwrap(),
+            };
+            if f.fill.commission_asset.map(|a| a.as_str() == asset).unwrap_or(false) {
+                expected = expected.checked_sub(f.fill.commission).unwrap();
+            }
+        }
+        let (free, locked) = balances.get(asset).copied().unwrap_or((Notional::ZERO, Notional::ZERO));
+        let now = free.checked_add(locked).unwrap();
+        let initial: Notional = initial.parse().unwrap();
+        assert_eq!(
+            now.checked_sub(initial).unwrap(),
+            expected,
+            "{asset}: exchange balance change != journal position"
+        );
+    }
+    fills.len()
+}
