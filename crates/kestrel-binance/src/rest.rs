@@ -729,3 +729,86 @@ pub fn parse_my_trades(body: &[u8]) -> Result<Vec<MyTrade>, BinanceError> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(
+        kind: OrderType,
+        tif: Option<TimeInForce>,
+        price: Option<&str>,
+        qty: OrderQty,
+    ) -> NewOrder {
+        NewOrder {
+            symbol: Symbol::new("BTCUSDT").unwrap(),
+            client_id: ClientOrderId::new("k-1").unwrap(),
+            side: Side::Buy,
+            kind,
+            time_in_force: tif,
+            price: price.map(|p| p.parse().unwrap()),
+            qty,
+            resp_type: RespType::Result,
+        }
+    }
+
+    fn query(o: &NewOrder) -> Result<String, BinanceError> {
+        o.params().map(|p| rest_query(&p))
+    }
+
+    #[test]
+    fn order_params_per_type() {
+        let base = OrderQty::Base("0.001".parse().unwrap());
+        let quote = OrderQty::Quote("100.5".parse().unwrap());
+        let cases = [
+            // TC0: LIMIT needs timeInForce, quantity, price
+            (
+                order(OrderType::Limit, Some(TimeInForce::Ioc), Some("65000.1"), base),
+                Ok("symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=IOC&quantity=0.001&price=65000.1&newClientOrderId=k-1&newOrderRespType=RESULT"),
+            ),
+            // TC1: LIMIT_MAKER has no timeInForce
+            (
+                order(OrderType::LimitMaker, None, Some("1"), base),
+                Ok("symbol=BTCUSDT&side=BUY&type=LIMIT_MAKER&quantity=0.001&price=1&newClientOrderId=k-1&newOrderRespType=RESULT"),
+            ),
+            // TC2: MARKET by quote amount
+            (
+                order(OrderType::Market, None, None, quote),
+                Ok("symbol=BTCUSDT&side=BUY&type=MARKET&quoteOrderQty=100.5&newClientOrderId=k-1&newOrderRespType=RESULT"),
+            ),
+            // TC3: LIMIT without timeInForce
+            (order(OrderType::Limit, None, Some("1"), base), Err("LIMIT order needs timeInForce")),
+            // TC4: LIMIT without price
+            (order(OrderType::Limit, Some(TimeInForce::Gtc), None, base), Err("limit order needs a price")),
+            // TC5: quote amount on a LIMIT
+            (order(OrderType::Limit, Some(TimeInForce::Fok), Some("1"), quote), Err("quoteOrderQty is only for MARKET orders")),
+        ];
+        for (i, (o, want)) in cases.iter().enumerate() {
+            match (query(o), want) {
+                (Ok(q), Ok(w)) => assert_eq!(q, *w, "TC{i}"),
+                (Err(BinanceError::InvalidRequest(m)), Err(w)) => assert_eq!(m, *w, "TC{i}"),
+                (got, _) => panic!("TC{i}: {got:?}"),
+            }
+        }
+        // A quote amount finer than 1e-8 cannot be sent.
+        let fine =
+            order(OrderType::Market, None, None, OrderQty::Quote("0.000000001".parse().unwrap()));
+        assert!(matches!(fine.params(), Err(BinanceError::InvalidRequest(_))));
+    }
+
+    #[test]
+    fn depth_weight_follows_the_limit() {
+        let cases = [(5, 5), (100, 5), (101, 25), (500, 25), (1000, 50), (5000, 250)];
+        for (i, (limit, w)) in cases.into_iter().enumerate() {
+            assert_eq!(weight::depth(limit), w, "TC{i}");
+        }
+    }
+
+    #[test]
+    fn non_json_error_bodies_keep_the_status() {
+        let e = error_from_body(502, b"<html>bad gateway</html>");
+        assert!(matches!(&e, BinanceError::Http { status: 502, .. }) && e.is_unknown_outcome());
+        let e = error_from_body(400, br#"{"code":-1013,"msg":"Filter failure: LOT_SIZE"}"#);
+        assert_eq!(e.code(), Some(-1013));
+    }
+}

@@ -84,14 +84,21 @@ async fn user_stream_by_signature_delivers_orders_and_balances() {
 }
 
 #[tokio::test]
-async fn user_stream_by_logon_with_ed25519() {
-    let sim = sim().await;
-    let (tx, mut rx) = mpsc::channel(64);
-    let _us = user_stream::start(config(&sim, UserStreamAuth::Logon), tx, CancellationToken::new());
-    assert_eq!(next(&mut rx).await, UserEvent::ResyncNeeded(ResyncReason::Initial));
-    rest(&sim).place_order(&resting_buy("lg-1")).await.unwrap();
-    order(&mut rx, "lg-1", OrderStatus::New).await;
-    sim.shutdown().await;
+async fn user_stream_with_ed25519_by_logon_and_by_signature() {
+    // TC0: session.logon + userDataStream.subscribe; TC1: subscribe.signature with Ed25519.
+    for (i, auth) in
+        [UserStreamAuth::Logon, UserStreamAuth::SubscribeSignature].into_iter().enumerate()
+    {
+        let sim = sim().await;
+        let mut cfg = config(&sim, auth);
+        cfg.ws.credentials = Some(std::sync::Arc::new(ed25519_credentials()));
+        let (tx, mut rx) = mpsc::channel(64);
+        let _us = user_stream::start(cfg, tx, CancellationToken::new());
+        assert_eq!(next(&mut rx).await, UserEvent::ResyncNeeded(ResyncReason::Initial), "TC{i}");
+        rest(&sim).place_order(&resting_buy("ed-1")).await.unwrap();
+        order(&mut rx, "ed-1", OrderStatus::New).await;
+        sim.shutdown().await;
+    }
 }
 
 #[tokio::test]
