@@ -251,7 +251,7 @@ impl WsApiClient {
         params: Map<String, Value>,
         cost: Cost,
     ) -> Result<WsResponse, BinanceError> {
-        let signed = self.sign(params.clone(), true)?;
+        let signed = self.sign(params, true)?;
         self.send(method, signed, cost).await
     }
 

@@ -99,3 +99,17 @@ async fn ws_api_connection_loss_fails_in_flight_and_reconnects() {
     assert_eq!(q.status, OrderStatus::New);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn scenario_s13_ws_api_clock_skew_resyncs_and_retries_once() {
+    let sim = sim().await;
+    let (gw, _ws) = gateway(&sim, Duration::from_secs(5)).await;
+    sim.inject(Fault::ClockSkew { offset_ms: -5_000 }).unwrap();
+    let p = gw.place(&resting_buy("wskew-1")).await.unwrap();
+    assert_eq!(p.update.status, OrderStatus::New);
+    let OrderGateway::WsApi { rest, .. } = &gw else { unreachable!() };
+    let offset_ms = rest.time_offset().get() / 1_000_000;
+    assert!((-5_500..=-4_500).contains(&offset_ms), "measured offset {offset_ms} ms");
+    assert_eq!(gw.open_orders(Some(btc())).await.unwrap().len(), 1);
+    sim.shutdown().await;
+}
