@@ -1247,7 +1247,7 @@ impl fmt::Display for Config {
     /// One `key  value` line per setting; secrets show only whether and where they are set.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fn line(f: &mut fmt::Formatter<'_>, key: &str, value: impl fmt::Display) -> fmt::Result {
-            writeln!(f, "{key:<36} {value}")
+            writeln!(f, "{key:<42} {value}")
         }
         line(f, "source", self.source.display())?;
         line(f, "env", self.env.as_str())?;
