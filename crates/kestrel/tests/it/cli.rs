@@ -73,12 +73,16 @@ fn check_config_redacts_secrets() {
         .arg(examples_dir().join("testnet.toml"))
         .env("KESTREL_BINANCE_API_KEY", "KEY-FROM-ENV-1234")
         .env("KESTREL_BINANCE_API_SECRET_FILE", &secret_file)
+        .env("KESTREL_ADMIN_TOKEN", "ADMIN-TOKEN-0123456789")
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let shown = stdout(&out);
     assert!(!shown.contains("KEY-FROM-ENV-1234"), "key leaked: {shown}");
     assert!(!shown.contains("S3CRET-FROM-FILE"), "secret leaked: {shown}");
+    assert!(!shown.contains("ADMIN-TOKEN-0123456789"), "token leaked: {shown}");
+    assert!(shown.contains("set (from env KESTREL_ADMIN_TOKEN)"), "{shown}");
+    assert!(shown.contains("HMAC-SHA256"), "{shown}");
     assert!(shown.contains("set (from env KESTREL_BINANCE_API_KEY)"), "{shown}");
     assert!(shown.contains(&format!("set (from file {})", secret_file.display())), "{shown}");
 }
