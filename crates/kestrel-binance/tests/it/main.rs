@@ -19,4 +19,5 @@ mod ws_api;
 mod depth_sync;
 mod fallback;
 mod market_data;
+mod md_sim;
 mod md_support;

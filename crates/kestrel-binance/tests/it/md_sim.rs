@@ -36,7 +36,10 @@ async fn sim_rig(symbols: &[&str], tweak: impl FnOnce(&mut MarketDataConfig)) ->
         sim.ws_api_url().parse().unwrap(),
     );
     let rest = RestClient::new(RestConfig::new(endpoints.clone())).unwrap();
-    let mut cfg = MarketDataConfig::new(endpoints.ws_stream.clone(), symbols.iter().map(|s| sym(s)).collect());
+    let mut cfg = MarketDataConfig::new(
+        endpoints.ws_stream.clone(),
+        symbols.iter().map(|s| sym(s)).collect(),
+    );
     cfg.backoff_base = Duration::from_millis(20);
     cfg.backoff_max = Duration::from_millis(100);
     cfg.handover_timeout = Duration::from_secs(2);
@@ -66,7 +69,10 @@ async fn until_equal_to_sim(r: &mut SimRig, symbol: &str) {
             while let Ok(Some(e)) = tokio::time::timeout_at(deadline, r.events.recv()).await {
                 if let Event::Book(t) = e {
                     if t.state == BookState::Synced {
-                        assert!(t.best_bid().is_some() && t.best_ask().is_some(), "empty synced view");
+                        assert!(
+                            t.best_bid().is_some() && t.best_ask().is_some(),
+                            "empty synced view"
+                        );
                     }
                     if t.symbol.as_str() == symbol
                         && t.state == BookState::Synced
@@ -95,9 +101,15 @@ async fn scenario_s03_sim_ws_drop_reconnect_resnapshot() {
     until_equal_to_sim(&mut r, "BTCUSDT").await;
     until_equal_to_sim(&mut r, "ETHUSDT").await;
     r.sim.inject(Fault::DropConnections { conn_id: None }).unwrap();
-    wait_note(&mut r.notes, "reconnect", |n| *n == Note::Reconnect(ReconnectReason::Disconnected)).await;
+    wait_note(&mut r.notes, "reconnect", |n| *n == Note::Reconnect(ReconnectReason::Disconnected))
+        .await;
     r.sim.step_market(5); // the market moves while we are away
-    wait_note(&mut r.notes, "second connection", |n| matches!(n, Note::Connected(id) if id.generation == 2)).await;
+    wait_note(
+        &mut r.notes,
+        "second connection",
+        |n| matches!(n, Note::Connected(id) if id.generation == 2),
+    )
+    .await;
     until_equal_to_sim(&mut r, "BTCUSDT").await;
     until_equal_to_sim(&mut r, "ETHUSDT").await;
     r.handle.shutdown().await;
@@ -125,7 +137,9 @@ async fn scenario_s04_sim_heartbeat_loss() {
     let n = tokio::time::timeout(WAIT, async {
         loop {
             r.sim.step_market(1);
-            if let Ok(Some(n)) = tokio::time::timeout(Duration::from_millis(50), r.notes.recv()).await {
+            if let Ok(Some(n)) =
+                tokio::time::timeout(Duration::from_millis(50), r.notes.recv()).await
+            {
                 if n == Note::HeartbeatMissed {
                     return n;
                 }
@@ -136,7 +150,12 @@ async fn scenario_s04_sim_heartbeat_loss() {
     .unwrap();
     assert_eq!(n, Note::HeartbeatMissed);
     assert!(r.handle.status().groups[0].heartbeat_misses >= 1);
-    wait_note(&mut r.notes, "new connection", |n| matches!(n, Note::Connected(id) if id.generation >= 2)).await;
+    wait_note(
+        &mut r.notes,
+        "new connection",
+        |n| matches!(n, Note::Connected(id) if id.generation >= 2),
+    )
+    .await;
     until_equal_to_sim(&mut r, "BTCUSDT").await;
     r.handle.shutdown().await;
     r.sim.shutdown().await;
@@ -147,8 +166,16 @@ async fn scenario_s12_sim_server_shutdown_reconnects_without_resync() {
     let mut r = sim_rig(&["BTCUSDT"], |_| {}).await;
     until_equal_to_sim(&mut r, "BTCUSDT").await;
     r.sim.inject(Fault::ServerShutdown { conn_id: None }).unwrap();
-    wait_note(&mut r.notes, "shutdown reconnect", |n| *n == Note::Reconnect(ReconnectReason::ServerShutdown)).await;
-    wait_note(&mut r.notes, "second connection", |n| matches!(n, Note::Connected(id) if id.generation == 2)).await;
+    wait_note(&mut r.notes, "shutdown reconnect", |n| {
+        *n == Note::Reconnect(ReconnectReason::ServerShutdown)
+    })
+    .await;
+    wait_note(
+        &mut r.notes,
+        "second connection",
+        |n| matches!(n, Note::Connected(id) if id.generation == 2),
+    )
+    .await;
     until_equal_to_sim(&mut r, "BTCUSDT").await;
     // The market did not move while the sockets changed: the book was continued, not rebuilt.
     while let Ok(n) = r.notes.try_recv() {
