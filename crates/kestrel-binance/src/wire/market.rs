@@ -244,30 +244,39 @@ const POW10: [u64; 9] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_0
 /// parser because no digit needs an overflow check (11 + 8 digits always fit a `u64`).
 #[inline]
 pub(crate) fn fast_mantissa(s: &[u8]) -> Option<i64> {
-    let (int, frac) = match s.iter().position(|&b| b == b'.') {
-        Some(dot) => (&s[..dot], &s[dot + 1..]),
-        None => (s, &s[s.len()..]),
-    };
-    if int.is_empty() || int.len() > 11 || frac.len() > 8 {
-        return None;
-    }
+    // One pass: integer digits (at most 11), an optional dot, fraction digits (at most 8).
+    let mut i = 0;
     let mut v: u64 = 0;
-    for &b in int {
+    while let Some(&b) = s.get(i) {
         let d = b.wrapping_sub(b'0');
         if d > 9 {
+            break;
+        }
+        if i == 11 {
             return None;
         }
         v = v * 10 + u64::from(d);
+        i += 1;
+    }
+    if i == 0 {
+        return None;
     }
     let mut f: u64 = 0;
-    for &b in frac {
-        let d = b.wrapping_sub(b'0');
-        if d > 9 {
+    let mut n = 0;
+    if let Some(&b) = s.get(i) {
+        if b != b'.' {
             return None;
         }
-        f = f * 10 + u64::from(d);
+        for &b in &s[i + 1..] {
+            let d = b.wrapping_sub(b'0');
+            if d > 9 || n == 8 {
+                return None;
+            }
+            f = f * 10 + u64::from(d);
+            n += 1;
+        }
     }
-    let m = v * 100_000_000 + f * POW10[8 - frac.len()];
+    let m = v * 100_000_000 + f * POW10[8 - n];
     i64::try_from(m).ok()
 }
 
@@ -417,10 +426,9 @@ fn de_levels<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Level>, D::Error> {
     Ok(out)
 }
 
-/// Appends a JSON `[[price, qty], ...]` list to a caller-owned `Vec<Level>`.
-///
-/// This is the depth hot path: the vector is reused across messages, each string is parsed in
-/// place (borrowed from the input), so decoding allocates nothing once the vector has grown.
+/// Appends a JSON `[[price, qty], ...]` list to a caller-owned `Vec<Level>` through serde's
+/// visitor API (used by the owned wire types; the hot path uses [`parse_levels_raw`]). Each
+/// string is parsed in place, never copied.
 pub(crate) struct LevelsInto<'v>(pub(crate) &'v mut Vec<Level>);
 
 impl<'de> DeserializeSeed<'de> for LevelsInto<'_> {
