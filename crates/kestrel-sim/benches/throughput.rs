@@ -27,7 +27,9 @@ async fn ws_msgs_per_sec() -> f64 {
     let sim = Arc::new(Sim::start(config(), "127.0.0.1:0").await.unwrap());
     let streams: Vec<String> = ["btcusdt", "ethusdt", "bnbusdt"]
         .iter()
-        .flat_map(|s| ["depth@100ms", "trade", "aggTrade", "bookTicker", "depth"].map(|k| format!("{s}@{k}")))
+        .flat_map(|s| {
+            ["depth@100ms", "trade", "aggTrade", "bookTicker", "depth"].map(|k| format!("{s}@{k}"))
+        })
         .collect();
     let url = format!("{}/stream?streams={}", sim.ws_stream_url(), streams.join("/"));
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
@@ -75,7 +77,7 @@ async fn orders_per_sec() -> f64 {
                 // IOC far below the market: validated, locked, matched (nothing), expired.
                 let q = format!(
                     "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=IOC&quantity=0.001&price=60000&newClientOrderId=b{w}-{n}&timestamp={}",
-                    ts + 0 * n
+                    ts
                 );
                 let mut mac = Hmac::<Sha256>::new_from_slice(kestrel_sim::config::DEMO_HMAC_SECRET.as_bytes()).unwrap();
                 mac.update(q.as_bytes());
@@ -104,7 +106,8 @@ async fn orders_per_sec() -> f64 {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
         let ws = ws_msgs_per_sec().await;
         let orders = orders_per_sec().await;

@@ -141,7 +141,10 @@ mod tests {
         // TC4: missing
         assert_eq!(check_timestamp(None, None, now, 60_000).unwrap_err().code, -1102);
         // TC5: too large recvWindow
-        assert_eq!(check_timestamp(Some("999000"), Some("70000"), now, 60_000).unwrap_err().code, -1131);
+        assert_eq!(
+            check_timestamp(Some("999000"), Some("70000"), now, 60_000).unwrap_err().code,
+            -1131
+        );
         // TC6: fractional recvWindow
         assert!(check_timestamp(Some("999000"), Some("1000.5"), now, 60_000).is_ok());
     }

@@ -16,9 +16,11 @@ use crate::error::SimError;
 /// half is registered for [`DEMO_ED25519_API_KEY`].
 pub const DEMO_ED25519_SEED: [u8; 32] = *b"kestrel-sim-demo-ed25519-seed-01";
 /// API key of the demo account's HMAC key.
-pub const DEMO_HMAC_API_KEY: &str = "kestrelSimDemoHmacKey0000000000000000000000000000000000000000001";
+pub const DEMO_HMAC_API_KEY: &str =
+    "kestrelSimDemoHmacKey0000000000000000000000000000000000000000001";
 /// Secret of the demo account's HMAC key.
-pub const DEMO_HMAC_SECRET: &str = "kestrelSimDemoHmacSecret000000000000000000000000000000000000001";
+pub const DEMO_HMAC_SECRET: &str =
+    "kestrelSimDemoHmacSecret000000000000000000000000000000000000001";
 /// API key of the demo account's Ed25519 key (usable for `session.logon`).
 pub const DEMO_ED25519_API_KEY: &str =
     "kestrelSimDemoEd25519Key00000000000000000000000000000000000001";
@@ -297,36 +299,37 @@ impl SimConfig {
     /// funded demo account with an HMAC key ([`DEMO_HMAC_API_KEY`]/[`DEMO_HMAC_SECRET`]) and an
     /// Ed25519 key ([`DEMO_ED25519_API_KEY`], private seed [`DEMO_ED25519_SEED`]).
     pub fn default_market() -> Self {
-        let sym = |symbol: &str, base: &str, tick: &str, step: &str, mid: &str, lq: &str, tq: &str| {
-            SymbolConfig {
-                symbol: symbol.into(),
-                base: base.into(),
-                quote: "USDT".into(),
-                tick_size: tick.into(),
-                min_price: tick.into(),
-                max_price: default_max_price(),
-                step_size: step.into(),
-                min_qty: step.into(),
-                max_qty: default_max_qty(),
-                market_max_qty: default_market_max_qty(),
-                min_notional: default_min_notional(),
-                max_notional: default_max_notional(),
-                percent_price_up: default_mult_up(),
-                percent_price_down: default_mult_down(),
-                max_num_orders: default_max_num_orders(),
-                default_stp_mode: default_stp(),
-                initial_mid: mid.into(),
-                max_move_ticks: 3,
-                half_spread_ticks: 1,
-                levels: 20,
-                level_gap_ticks: 1,
-                level_qty: lq.into(),
-                trade_probability_pct: 60,
-                trade_qty: tq.into(),
-                update_interval_ms: 100,
-                depth_slow_every_steps: 10,
-            }
-        };
+        let sym =
+            |symbol: &str, base: &str, tick: &str, step: &str, mid: &str, lq: &str, tq: &str| {
+                SymbolConfig {
+                    symbol: symbol.into(),
+                    base: base.into(),
+                    quote: "USDT".into(),
+                    tick_size: tick.into(),
+                    min_price: tick.into(),
+                    max_price: default_max_price(),
+                    step_size: step.into(),
+                    min_qty: step.into(),
+                    max_qty: default_max_qty(),
+                    market_max_qty: default_market_max_qty(),
+                    min_notional: default_min_notional(),
+                    max_notional: default_max_notional(),
+                    percent_price_up: default_mult_up(),
+                    percent_price_down: default_mult_down(),
+                    max_num_orders: default_max_num_orders(),
+                    default_stp_mode: default_stp(),
+                    initial_mid: mid.into(),
+                    max_move_ticks: 3,
+                    half_spread_ticks: 1,
+                    levels: 20,
+                    level_gap_ticks: 1,
+                    level_qty: lq.into(),
+                    trade_probability_pct: 60,
+                    trade_qty: tq.into(),
+                    update_interval_ms: 100,
+                    depth_slow_every_steps: 10,
+                }
+            };
         let ed_pem = demo_ed25519_public_key_pem();
         Self {
             seed: default_seed(),
@@ -379,9 +382,13 @@ impl SimConfig {
                 let kind = match (&k.hmac_secret, &k.ed25519_public_key_pem) {
                     (Some(secret), None) => KeyMaterial::Hmac(secret.as_bytes().to_vec()),
                     (None, Some(pem)) => {
-                        let vk = ed25519_dalek::VerifyingKey::from_public_key_pem(pem).map_err(
-                            |e| SimError::InvalidConfig(format!("api key {}: bad Ed25519 PEM: {e}", k.api_key)),
-                        )?;
+                        let vk =
+                            ed25519_dalek::VerifyingKey::from_public_key_pem(pem).map_err(|e| {
+                                SimError::InvalidConfig(format!(
+                                    "api key {}: bad Ed25519 PEM: {e}",
+                                    k.api_key
+                                ))
+                            })?;
                         KeyMaterial::Ed25519(vk)
                     }
                     _ => {
@@ -395,15 +402,19 @@ impl SimConfig {
             }
             let mut balances = Vec::new();
             for (asset, amount) in &a.balances {
-                let asset = Asset::new(asset)
-                    .map_err(|e| SimError::InvalidConfig(format!("account {}: asset {asset}: {e}", a.name)))?;
+                let asset = Asset::new(asset).map_err(|e| {
+                    SimError::InvalidConfig(format!("account {}: asset {asset}: {e}", a.name))
+                })?;
                 let amount: Notional = amount.parse().map_err(|e| {
                     SimError::InvalidConfig(format!("account {}: balance {asset}: {e}", a.name))
                 })?;
                 balances.push((asset, amount));
             }
             if a.maker_fee_bps > 10_000 || a.taker_fee_bps > 10_000 {
-                return Err(SimError::InvalidConfig(format!("account {}: fee above 100 %", a.name)));
+                return Err(SimError::InvalidConfig(format!(
+                    "account {}: fee above 100 %",
+                    a.name
+                )));
             }
             accounts.push(ValidAccount {
                 name: a.name.clone(),
@@ -492,7 +503,10 @@ fn validate_symbol(s: &SymbolConfig) -> Result<ValidSymbol, SimError> {
         max_num_orders: Some(s.max_num_orders),
     };
     let stp = crate::wire::StpMode::parse(&s.default_stp_mode).ok_or_else(|| {
-        SimError::InvalidConfig(format!("symbol {n}: unknown default_stp_mode {:?}", s.default_stp_mode))
+        SimError::InvalidConfig(format!(
+            "symbol {n}: unknown default_stp_mode {:?}",
+            s.default_stp_mode
+        ))
     })?;
     let mid: Price = dec(n, "initial_mid", &s.initial_mid)?;
     let level_qty: Qty = dec(n, "level_qty", &s.level_qty)?;

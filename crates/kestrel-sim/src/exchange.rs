@@ -153,6 +153,12 @@ struct DepthAcc {
     asks: BTreeMap<Price, Qty>,
 }
 
+/// Best bid and best ask, `(price, total qty)` each.
+pub(crate) type Top = (Option<(Price, Qty)>, Option<(Price, Qty)>);
+
+/// A depth snapshot: `(lastUpdateId, bids, asks)`, best first.
+pub(crate) type DepthSnapshot = (u64, Vec<(Price, Qty)>, Vec<(Price, Qty)>);
+
 /// Per-symbol state.
 #[derive(Debug)]
 pub(crate) struct SymbolState {
@@ -171,12 +177,12 @@ pub(crate) struct SymbolState {
     next_agg_id: u64,
     pub recent_trades: VecDeque<PublicTrade>,
     pub last_price: Option<Price>,
-    last_top: (Option<(Price, Qty)>, Option<(Price, Qty)>),
+    last_top: Top,
 }
 
 impl SymbolState {
     /// Best bid and ask `(price, total qty)`.
-    pub fn top(&self) -> (Option<(Price, Qty)>, Option<(Price, Qty)>) {
+    pub fn top(&self) -> Top {
         (
             self.bids.iter().next_back().map(|(p, l)| (*p, l.total)),
             self.asks.iter().next().map(|(p, l)| (*p, l.total)),
@@ -193,7 +199,8 @@ impl SymbolState {
 
     /// Reference price for filters: last trade, else mid.
     pub fn avg_price(&self) -> Price {
-        self.last_price.unwrap_or_else(|| Price::from_mantissa(self.mid_ticks * self.tick().mantissa()))
+        self.last_price
+            .unwrap_or_else(|| Price::from_mantissa(self.mid_ticks * self.tick().mantissa()))
     }
 }
 
@@ -309,14 +316,26 @@ impl Exchange {
             internal: true,
             balances: all_assets
                 .iter()
-                .map(|a| (*a, Bal { free: if funded { big } else { Notional::ZERO }, locked: Notional::ZERO }))
+                .map(|a| {
+                    (
+                        *a,
+                        Bal {
+                            free: if funded { big } else { Notional::ZERO },
+                            locked: Notional::ZERO,
+                        },
+                    )
+                })
                 .collect(),
             maker_bps: 0,
             taker_bps: 0,
             update_ms: 0,
             trades: Vec::new(),
         };
-        let mut accounts = vec![internal("sim-maker", true), internal("sim-taker", true), internal("sim-fees", false)];
+        let mut accounts = vec![
+            internal("sim-maker", true),
+            internal("sim-taker", true),
+            internal("sim-fees", false),
+        ];
         let mut keys = HashMap::new();
         for a in &cfg.accounts {
             let idx = accounts.len();
@@ -419,7 +438,8 @@ impl Exchange {
             a: acc.asks.iter().map(|(p, q)| [fp(*p), fq(*q)]).collect(),
         };
         let json = serde_json::to_string(&ev).unwrap_or_default();
-        let stream = if slow { format!("{}@depth", s.lower) } else { format!("{}@depth@100ms", s.lower) };
+        let stream =
+            if slow { format!("{}@depth", s.lower) } else { format!("{}@depth@100ms", s.lower) };
         self.publish(stream, json);
     }
 
@@ -450,7 +470,14 @@ impl Exchange {
         self.publish(format!("{}@bookTicker", s.lower), json);
     }
 
-    fn exec_report(&mut self, o: &Order, x: &'static str, fill: Option<(&FillRec, bool)>, cancel_cid: Option<&str>, now: u64) {
+    fn exec_report(
+        &mut self,
+        o: &Order,
+        x: &'static str,
+        fill: Option<(&FillRec, bool)>,
+        cancel_cid: Option<&str>,
+        now: u64,
+    ) {
         if self.accounts[o.acct].internal {
             return;
         }
@@ -704,7 +731,13 @@ impl Exchange {
     }
 
     /// Filter, maker and balance checks; returns the amount to lock.
-    fn pre_checks(&self, acct: usize, sym: usize, o: &NewOrder, internal: bool) -> Result<Notional, ApiError> {
+    fn pre_checks(
+        &self,
+        acct: usize,
+        sym: usize,
+        o: &NewOrder,
+        internal: bool,
+    ) -> Result<Notional, ApiError> {
         let s = &self.symbols[sym];
         let spec = &s.cfg.spec;
         if !internal {
@@ -732,9 +765,13 @@ impl Exchange {
                 Some(q) => q,
                 None => self.dry_walk(sym, Side::Buy, None, o.qty, None, None).1,
             },
-            (Side::Buy, _) => Notional::of(o.price.unwrap_or(Price::ZERO), o.qty.unwrap_or(Qty::ZERO)),
+            (Side::Buy, _) => {
+                Notional::of(o.price.unwrap_or(Price::ZERO), o.qty.unwrap_or(Qty::ZERO))
+            }
             (Side::Sell, OrderType::Market) => match o.quote_qty {
-                Some(q) => self.dry_walk(sym, Side::Sell, None, None, Some(q), None).0.to_notional(),
+                Some(q) => {
+                    self.dry_walk(sym, Side::Sell, None, None, Some(q), None).0.to_notional()
+                }
                 None => o.qty.unwrap_or(Qty::ZERO).to_notional(),
             },
             (Side::Sell, _) => o.qty.unwrap_or(Qty::ZERO).to_notional(),
@@ -749,7 +786,13 @@ impl Exchange {
 
     /// Places an order: checks, locks funds, matches, rests or expires. Returns the order id and
     /// the taker fills.
-    pub fn place(&mut self, acct: usize, sym: usize, o: NewOrder, now: u64) -> Result<(u64, Vec<FillRec>), ApiError> {
+    pub fn place(
+        &mut self,
+        acct: usize,
+        sym: usize,
+        o: NewOrder,
+        now: u64,
+    ) -> Result<(u64, Vec<FillRec>), ApiError> {
         let internal = self.accounts[acct].internal;
         let cid = match &o.client_id {
             Some(c) => c.clone(),
@@ -774,7 +817,11 @@ impl Exchange {
             side: o.side,
             kind: o.kind,
             tif: o.tif,
-            price: if o.kind == OrderType::Market { Price::ZERO } else { o.price.unwrap_or(Price::ZERO) },
+            price: if o.kind == OrderType::Market {
+                Price::ZERO
+            } else {
+                o.price.unwrap_or(Price::ZERO)
+            },
             orig_qty: o.qty.unwrap_or(Qty::ZERO),
             quote_qty: o.quote_qty.unwrap_or(Notional::ZERO),
             executed: Qty::ZERO,
@@ -855,14 +902,20 @@ impl Exchange {
     }
 
     /// The matching loop. Returns true if self-trade prevention expired the taker.
-    fn match_order(&mut self, id: u64, limit: Option<Price>, now: u64, fills: &mut Vec<FillRec>) -> bool {
+    fn match_order(
+        &mut self,
+        id: u64,
+        limit: Option<Price>,
+        now: u64,
+        fills: &mut Vec<FillRec>,
+    ) -> bool {
         let Some(t) = self.orders.get(&id) else { return false };
-        let (sym, side, acct, stp, quote_mode) = (t.sym, t.side, t.acct, t.stp, t.is_quote_market());
+        let (sym, side, acct, stp, quote_mode) =
+            (t.sym, t.side, t.acct, t.stp, t.is_quote_market());
         let step = self.symbols[sym].step();
         let mut agg: Option<(Price, Qty, u64, u64)> = None;
         let mut stp_taker = false;
-        loop {
-            let Some(t) = self.orders.get(&id) else { break };
+        while let Some(t) = self.orders.get(&id) {
             let (rem, rem_quote) = (t.remaining(), t.quote_qty.saturating_sub(t.cum_quote));
             if !quote_mode && !rem.is_positive() {
                 break;
@@ -891,7 +944,9 @@ impl Exchange {
             }
             let maker_rem = maker.remaining();
             let q = if quote_mode {
-                maker_rem.min(rem_quote.div_price_floor(price).unwrap_or(Qty::ZERO).round_down_to_step(step))
+                maker_rem.min(
+                    rem_quote.div_price_floor(price).unwrap_or(Qty::ZERO).round_down_to_step(step),
+                )
             } else {
                 maker_rem.min(rem)
             };
@@ -919,7 +974,13 @@ impl Exchange {
         stp_taker
     }
 
-    fn publish_agg(&mut self, sym: usize, taker_side: Side, (price, qty, first, last): (Price, Qty, u64, u64), now: u64) {
+    fn publish_agg(
+        &mut self,
+        sym: usize,
+        taker_side: Side,
+        (price, qty, first, last): (Price, Qty, u64, u64),
+        now: u64,
+    ) {
         let s = &mut self.symbols[sym];
         let a = s.next_agg_id;
         s.next_agg_id += 1;
@@ -965,7 +1026,13 @@ impl Exchange {
             let t = s.next_trade_id;
             s.next_trade_id += 1;
             s.last_price = Some(price);
-            s.recent_trades.push_back(PublicTrade { id: t, price, qty: q, time_ms: now, buyer_maker: t_side == Side::Sell });
+            s.recent_trades.push_back(PublicTrade {
+                id: t,
+                price,
+                qty: q,
+                time_ms: now,
+                buyer_maker: t_side == Side::Sell,
+            });
             if s.recent_trades.len() > 1000 {
                 s.recent_trades.pop_front();
             }
@@ -995,7 +1062,8 @@ impl Exchange {
                 (bps_of(quote, bps), spec.quote)
             };
             if is_buyer {
-                let consume = if o.kind == OrderType::Market { quote } else { Notional::of(o.price, q) };
+                let consume =
+                    if o.kind == OrderType::Market { quote } else { Notional::of(o.price, q) };
                 let consume = consume.min(o.locked);
                 let b = ex.bal(o.acct, spec.quote);
                 b.locked = b.locked.saturating_sub(consume);
@@ -1111,7 +1179,14 @@ impl Exchange {
     }
 
     /// Cancels an open order; returns its id and the cancel's client id.
-    pub fn cancel(&mut self, acct: usize, sym: usize, r: &OrderRef, cancel_cid: Option<String>, now: u64) -> Result<(u64, String), ApiError> {
+    pub fn cancel(
+        &mut self,
+        acct: usize,
+        sym: usize,
+        r: &OrderRef,
+        cancel_cid: Option<String>,
+        now: u64,
+    ) -> Result<(u64, String), ApiError> {
         let id = match self.find(acct, sym, r) {
             Some(o) if o.status.is_open() => o.id,
             _ => return Err(ApiError::cancel_unknown()),
@@ -1138,7 +1213,12 @@ impl Exchange {
     }
 
     /// Cancels every open order of `acct` on `sym`; -2011 if there is none (as Binance).
-    pub fn cancel_all(&mut self, acct: usize, sym: usize, now: u64) -> Result<Vec<(u64, String)>, ApiError> {
+    pub fn cancel_all(
+        &mut self,
+        acct: usize,
+        sym: usize,
+        now: u64,
+    ) -> Result<Vec<(u64, String)>, ApiError> {
         let ids: Vec<u64> = self.open_orders(acct, Some(sym)).iter().map(|o| o.id).collect();
         if ids.is_empty() {
             return Err(ApiError::cancel_unknown());
@@ -1154,7 +1234,7 @@ impl Exchange {
     }
 
     /// Depth snapshot: `(lastUpdateId, bids, asks)`, best first, `limit` levels per side.
-    pub fn depth(&self, sym: usize, limit: usize) -> (u64, Vec<(Price, Qty)>, Vec<(Price, Qty)>) {
+    pub fn depth(&self, sym: usize, limit: usize) -> DepthSnapshot {
         let s = &self.symbols[sym];
         (
             s.update_id,
@@ -1184,8 +1264,14 @@ impl Exchange {
         }
         let s = &self.symbols[sym];
         let tick = s.tick().mantissa();
-        let (mid, half, gap, levels, base_qty, step) =
-            (s.mid_ticks, s.cfg.half_spread_ticks, s.cfg.level_gap_ticks, s.cfg.levels, s.cfg.level_qty, s.step());
+        let (mid, half, gap, levels, base_qty, step) = (
+            s.mid_ticks,
+            s.cfg.half_spread_ticks,
+            s.cfg.level_gap_ticks,
+            s.cfg.levels,
+            s.cfg.level_qty,
+            s.step(),
+        );
         for k in 0..i64::from(levels) {
             for side in [Side::Buy, Side::Sell] {
                 let ticks = match side {
@@ -1202,9 +1288,11 @@ impl Exchange {
                     }
                 }
                 let pct: i64 = self.rng.gen_range(50..=150);
-                let qty = Qty::from_mantissa(base_qty.mantissa() / 100 * pct).round_down_to_step(step);
+                let qty =
+                    Qty::from_mantissa(base_qty.mantissa() / 100 * pct).round_down_to_step(step);
                 let qty = if qty.is_positive() { qty } else { step };
-                let lock = if side == Side::Buy { Notional::of(price, qty) } else { qty.to_notional() };
+                let lock =
+                    if side == Side::Buy { Notional::of(price, qty) } else { qty.to_notional() };
                 let spec = &self.symbols[sym].cfg.spec;
                 let asset = if side == Side::Buy { spec.quote } else { spec.base };
                 if self.lock(MAKER, asset, lock).is_err() {

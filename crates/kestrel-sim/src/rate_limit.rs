@@ -69,7 +69,12 @@ impl RateLimiter {
     }
 
     /// Charges `weight` to `ip`; refuses with 429 (-1003) over the limit and 418 while banned.
-    pub fn charge(&mut self, ip: IpAddr, weight: u32, now_ms: u64) -> Result<Usage, (ApiError, Limited)> {
+    pub fn charge(
+        &mut self,
+        ip: IpAddr,
+        weight: u32,
+        now_ms: u64,
+    ) -> Result<Usage, (ApiError, Limited)> {
         let window = now_ms / MINUTE_MS;
         let st = self.ips.entry(ip).or_default();
         if st.window != window {
@@ -153,18 +158,17 @@ impl RateLimiter {
                     per_10s
                 )
                 .into(),
-                retry_after_s: Some(((st.window_10s + 1) * TEN_S_MS - now_ms).div_ceil(1000).max(1)),
+                retry_after_s: Some(
+                    ((st.window_10s + 1) * TEN_S_MS - now_ms).div_ceil(1000).max(1),
+                ),
             });
         }
         if st.count_day >= per_day {
             return Err(ApiError {
                 http: 429,
                 code: -1015,
-                msg: format!(
-                    "Too many new orders; current limit is {} orders per 1 DAY.",
-                    per_day
-                )
-                .into(),
+                msg: format!("Too many new orders; current limit is {} orders per 1 DAY.", per_day)
+                    .into(),
                 retry_after_s: Some(((st.window_day + 1) * DAY_MS - now_ms).div_ceil(1000).max(1)),
             });
         }
@@ -199,7 +203,11 @@ mod tests {
 
     #[test]
     fn weight_then_429_then_418() {
-        let cfg = LimitsConfig { request_weight_per_minute: 10, ban_after_429s: 2, ..LimitsConfig::default() };
+        let cfg = LimitsConfig {
+            request_weight_per_minute: 10,
+            ban_after_429s: 2,
+            ..LimitsConfig::default()
+        };
         let mut rl = RateLimiter::new(cfg);
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         let t = 120_000;

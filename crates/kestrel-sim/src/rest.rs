@@ -10,7 +10,9 @@ use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::Response;
-use kestrel_model::{ClientOrderId, Notional, OrderType, ParseNumError, Price, Qty, Side, TimeInForce};
+use kestrel_model::{
+    ClientOrderId, Notional, OrderType, ParseNumError, Price, Qty, Side, TimeInForce,
+};
 use percent_encoding::percent_decode_str;
 use serde_json::json;
 
@@ -142,18 +144,19 @@ pub(crate) fn parse_new_order(p: &Params) -> Result<(String, NewOrder, RespType)
         }
         OrderType::Market => {
             if tif.is_some() {
-                return Err(ApiError::bad(-1106, "Parameter 'timeInForce' sent when not required."));
+                return Err(ApiError::bad(
+                    -1106,
+                    "Parameter 'timeInForce' sent when not required.",
+                ));
             }
             if price.is_some() {
                 return Err(ApiError::bad(-1106, "Parameter 'price' sent when not required."));
             }
             match (qty, quote_qty) {
-                (None, None) => {
-                    return Err(ApiError::bad(
-                        -1102,
-                        "Param 'quantity' or 'quoteOrderQty' must be sent, but both were empty/null!",
-                    ))
-                }
+                (None, None) => return Err(ApiError::bad(
+                    -1102,
+                    "Param 'quantity' or 'quoteOrderQty' must be sent, but both were empty/null!",
+                )),
                 (Some(_), Some(_)) => {
                     return Err(ApiError::bad(
                         -1106,
@@ -231,7 +234,12 @@ fn result_of(ex: &Exchange, o: &Order, with_working: bool) -> wire::OrderResultW
 }
 
 /// Builds an ACK/RESULT/FULL response.
-pub(crate) fn order_response(ex: &Exchange, id: u64, fills: &[FillRec], resp: RespType) -> serde_json::Value {
+pub(crate) fn order_response(
+    ex: &Exchange,
+    id: u64,
+    fills: &[FillRec],
+    resp: RespType,
+) -> serde_json::Value {
     let Some(o) = ex.orders.get(&id) else {
         return json!({});
     };
@@ -336,7 +344,10 @@ pub(crate) fn account_json(ex: &Exchange, acct: usize) -> serde_json::Value {
 }
 
 /// `exchangeInfo` body.
-pub(crate) fn exchange_info(sh: &Shared, filter: Option<&[String]>) -> Result<serde_json::Value, ApiError> {
+pub(crate) fn exchange_info(
+    sh: &Shared,
+    filter: Option<&[String]>,
+) -> Result<serde_json::Value, ApiError> {
     let ex = lock(&sh.ex);
     let limits = lock(&sh.limits).config().clone();
     let mut symbols = Vec::new();
@@ -410,10 +421,34 @@ pub(crate) fn exchange_info(sh: &Shared, filter: Option<&[String]>) -> Result<se
 /// The `rateLimits` of exchangeInfo.
 pub(crate) fn rate_limits(l: &crate::config::LimitsConfig) -> Vec<wire::RateLimitWire> {
     vec![
-        wire::RateLimitWire { rate_limit_type: "REQUEST_WEIGHT", interval: "MINUTE", interval_num: 1, limit: l.request_weight_per_minute, count: None },
-        wire::RateLimitWire { rate_limit_type: "ORDERS", interval: "SECOND", interval_num: 10, limit: l.orders_per_10s, count: None },
-        wire::RateLimitWire { rate_limit_type: "ORDERS", interval: "DAY", interval_num: 1, limit: l.orders_per_day, count: None },
-        wire::RateLimitWire { rate_limit_type: "RAW_REQUESTS", interval: "MINUTE", interval_num: 5, limit: 300_000, count: None },
+        wire::RateLimitWire {
+            rate_limit_type: "REQUEST_WEIGHT",
+            interval: "MINUTE",
+            interval_num: 1,
+            limit: l.request_weight_per_minute,
+            count: None,
+        },
+        wire::RateLimitWire {
+            rate_limit_type: "ORDERS",
+            interval: "SECOND",
+            interval_num: 10,
+            limit: l.orders_per_10s,
+            count: None,
+        },
+        wire::RateLimitWire {
+            rate_limit_type: "ORDERS",
+            interval: "DAY",
+            interval_num: 1,
+            limit: l.orders_per_day,
+            count: None,
+        },
+        wire::RateLimitWire {
+            rate_limit_type: "RAW_REQUESTS",
+            interval: "MINUTE",
+            interval_num: 5,
+            limit: 300_000,
+            count: None,
+        },
     ]
 }
 
@@ -475,21 +510,45 @@ fn route(method: &Method, path: &str) -> Option<Ep> {
 fn weight(ep: Ep, p: &Params) -> u32 {
     let has_symbol = get(p, "symbol").is_some() || get(p, "symbols").is_some();
     match ep {
-        Ep::Ping | Ep::Time | Ep::OrderNew | Ep::OrderTest | Ep::OrderCancel | Ep::OpenOrdersCancel => 1,
+        Ep::Ping
+        | Ep::Time
+        | Ep::OrderNew
+        | Ep::OrderTest
+        | Ep::OrderCancel
+        | Ep::OpenOrdersCancel => 1,
         Ep::ExchangeInfo | Ep::Account | Ep::MyTrades => 20,
         Ep::Depth => depth_weight(get(p, "limit").and_then(|l| l.parse().ok()).unwrap_or(100)),
-        Ep::BookTicker | Ep::TickerPrice => if has_symbol { 2 } else { 4 },
+        Ep::BookTicker | Ep::TickerPrice => {
+            if has_symbol {
+                2
+            } else {
+                4
+            }
+        }
         Ep::AvgPrice | Ep::ListenKey => 2,
         Ep::Trades => 25,
         Ep::OrderGet => 4,
-        Ep::OpenOrders => if has_symbol { 6 } else { 80 },
+        Ep::OpenOrders => {
+            if has_symbol {
+                6
+            } else {
+                80
+            }
+        }
     }
 }
 
 fn is_signed(ep: Ep) -> bool {
     matches!(
         ep,
-        Ep::OrderNew | Ep::OrderTest | Ep::OrderGet | Ep::OrderCancel | Ep::OpenOrders | Ep::OpenOrdersCancel | Ep::Account | Ep::MyTrades
+        Ep::OrderNew
+            | Ep::OrderTest
+            | Ep::OrderGet
+            | Ep::OrderCancel
+            | Ep::OpenOrders
+            | Ep::OpenOrdersCancel
+            | Ep::Account
+            | Ep::MyTrades
     )
 }
 
@@ -501,7 +560,8 @@ struct Answer {
 }
 
 fn error_answer(e: &ApiError) -> Answer {
-    let body = serde_json::to_string(&wire::ErrorBody { code: e.code, msg: &e.msg }).unwrap_or_default();
+    let body =
+        serde_json::to_string(&wire::ErrorBody { code: e.code, msg: &e.msg }).unwrap_or_default();
     let mut headers = Vec::new();
     if let Some(s) = e.retry_after_s {
         headers.push(("Retry-After", s.to_string()));
@@ -523,7 +583,13 @@ fn into_response(a: Answer) -> Response {
 }
 
 /// Authenticates a signed REST request; returns the account index.
-fn authenticate(sh: &Shared, headers: &HeaderMap, query: &str, body: &str, p: &Params) -> Result<usize, ApiError> {
+fn authenticate(
+    sh: &Shared,
+    headers: &HeaderMap,
+    query: &str,
+    body: &str,
+    p: &Params,
+) -> Result<usize, ApiError> {
     let key = headers
         .get("X-MBX-APIKEY")
         .and_then(|v| v.to_str().ok())
@@ -566,17 +632,30 @@ pub(crate) async fn entry(
     if let Some((status, retry)) = http_err {
         let (code, msg) = match status {
             429 => (-1003, "Too much request weight used; fault injected by kestrel-sim."),
-            418 => (-1003, "Way too much request weight used; IP banned (fault injected by kestrel-sim)."),
+            418 => (
+                -1003,
+                "Way too much request weight used; IP banned (fault injected by kestrel-sim).",
+            ),
             s if s >= 500 => (-1000, "An unknown error occurred while processing the request."),
             _ => (-1000, "Request rejected (fault injected by kestrel-sim)."),
         };
         let retry_after_s = matches!(status, 429 | 418).then_some(retry);
-        return into_response(error_answer(&ApiError { http: status, code, msg: msg.into(), retry_after_s }));
+        return into_response(error_answer(&ApiError {
+            http: status,
+            code,
+            msg: msg.into(),
+            retry_after_s,
+        }));
     }
     let query = uri.query().unwrap_or("").to_string();
     let body_str = match std::str::from_utf8(&body) {
         Ok(s) => s.to_string(),
-        Err(_) => return into_response(error_answer(&ApiError::bad(-1100, "Illegal characters found in the request body."))),
+        Err(_) => {
+            return into_response(error_answer(&ApiError::bad(
+                -1100,
+                "Illegal characters found in the request body.",
+            )))
+        }
     };
     let Some(ep) = route(&method, uri.path()) else {
         return into_response(Answer {
@@ -586,7 +665,9 @@ pub(crate) async fn entry(
         });
     };
     let mut p = Params::new();
-    if let Err(e) = parse_form(&query, &mut p, true).and_then(|()| parse_form(&body_str, &mut p, false)) {
+    if let Err(e) =
+        parse_form(&query, &mut p, true).and_then(|()| parse_form(&body_str, &mut p, false))
+    {
         return into_response(error_answer(&e));
     }
     let ip: IpAddr = peer.ip();
@@ -597,9 +678,14 @@ pub(crate) async fn entry(
         match r {
             Ok(u) => u,
             Err((e, kind)) => {
-                Counters::inc(if kind == Limited::TooMany { &sh.counters.http_429 } else { &sh.counters.http_418 });
+                Counters::inc(if kind == Limited::TooMany {
+                    &sh.counters.http_429
+                } else {
+                    &sh.counters.http_418
+                });
                 let mut a = error_answer(&e);
-                a.headers.push(("X-MBX-USED-WEIGHT-1M", lock(&sh.limits).used(ip, now).to_string()));
+                a.headers
+                    .push(("X-MBX-USED-WEIGHT-1M", lock(&sh.limits).used(ip, now).to_string()));
                 return into_response(a);
             }
         }
@@ -612,8 +698,16 @@ pub(crate) async fn entry(
     into_response(answer)
 }
 
-async fn handle(sh: &Arc<Shared>, ep: Ep, headers: &HeaderMap, query: &str, body: &str, p: &Params) -> Result<Answer, ApiError> {
-    let ok = |v: serde_json::Value| Answer { status: 200, body: v.to_string(), headers: Vec::new() };
+async fn handle(
+    sh: &Arc<Shared>,
+    ep: Ep,
+    headers: &HeaderMap,
+    query: &str,
+    body: &str,
+    p: &Params,
+) -> Result<Answer, ApiError> {
+    let ok =
+        |v: serde_json::Value| Answer { status: 200, body: v.to_string(), headers: Vec::new() };
     let acct = if is_signed(ep) { Some(authenticate(sh, headers, query, body, p)?) } else { None };
     let acct = acct.unwrap_or(usize::MAX);
     let now = sh.clock.now_ms();

@@ -78,7 +78,10 @@ impl Shared {
         let (tx, rx) = mpsc::channel(16);
         lock(&self.conns).insert(
             id,
-            ConnEntry { info: ConnectionInfo { id, kind: kind.into(), peer: peer.to_string() }, ctrl: tx },
+            ConnEntry {
+                info: ConnectionInfo { id, kind: kind.into(), peer: peer.to_string() },
+                ctrl: tx,
+            },
         );
         (id, rx)
     }
@@ -121,14 +124,16 @@ impl Shared {
                 }
                 let now = self.clock.now_ms();
                 let mut ex = lock(&self.ex);
-                let sym = ex.symbol(symbol).map_err(|_| FaultError::UnknownSymbol(symbol.clone()))?;
+                let sym =
+                    ex.symbol(symbol).map_err(|_| FaultError::UnknownSymbol(symbol.clone()))?;
                 ex.inject_gap(sym, *skip, now);
             }
             Fault::HttpError { status, requests, retry_after_s } => {
                 if *requests == 0 || !(400..=599).contains(status) {
                     return Err(FaultError::Invalid("status must be 4xx/5xx and requests >= 1"));
                 }
-                lock(&self.faults).http_error = Some((*status, *requests, retry_after_s.unwrap_or(1)));
+                lock(&self.faults).http_error =
+                    Some((*status, *requests, retry_after_s.unwrap_or(1)));
             }
             Fault::StallRest { delay_ms, requests } => {
                 if *requests == 0 {
@@ -219,8 +224,9 @@ impl Sim {
         let cancel = shared.cancel.clone();
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(async move {
-            let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(async move { cancel.cancelled().await });
+            let serve =
+                axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                    .with_graceful_shutdown(async move { cancel.cancelled().await });
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "sim: server stopped with an error");
             }
@@ -379,14 +385,19 @@ async fn post_fault(
     let fault: Fault = match serde_json::from_slice(&body) {
         Ok(f) => f,
         Err(e) => {
-            return (axum::http::StatusCode::BAD_REQUEST, Json(serde_json::json!({"error": e.to_string()})))
+            return (
+                axum::http::StatusCode::BAD_REQUEST,
+                Json(serde_json::json!({"error": e.to_string()})),
+            )
                 .into_response()
         }
     };
     match sh.inject(fault) {
         Ok(()) => Json(serde_json::json!({"ok": true})).into_response(),
-        Err(e) => (axum::http::StatusCode::BAD_REQUEST, Json(serde_json::json!({"error": e.to_string()})))
-            .into_response(),
+        Err(e) => {
+            (axum::http::StatusCode::BAD_REQUEST, Json(serde_json::json!({"error": e.to_string()})))
+                .into_response()
+        }
     }
 }
 
@@ -405,7 +416,9 @@ async fn post_step(State(sh): State<Arc<Shared>>, body: axum::body::Bytes) -> Re
             sh.step_all(b.steps.min(100_000));
             Json(serde_json::json!({"ok": true})).into_response()
         }
-        Err(e) => (axum::http::StatusCode::BAD_REQUEST, Json(serde_json::json!({"error": e.to_string()})))
-            .into_response(),
+        Err(e) => {
+            (axum::http::StatusCode::BAD_REQUEST, Json(serde_json::json!({"error": e.to_string()})))
+                .into_response()
+        }
     }
 }

@@ -29,12 +29,17 @@ use crate::ws_streams::Heartbeat;
 const CONNECT_WEIGHT: u32 = 2;
 
 /// `GET /ws-api/v3`: charges the connection weight, then upgrades.
-pub(crate) async fn upgrade(ws: WebSocketUpgrade, State(sh): State<Arc<Shared>>, ConnectInfo(peer): ConnectInfo<SocketAddr>) -> Response {
+pub(crate) async fn upgrade(
+    ws: WebSocketUpgrade,
+    State(sh): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
     let now = sh.clock.now_ms();
     let charged = lock(&sh.limits).charge(peer.ip(), CONNECT_WEIGHT, now);
     if let Err((e, _)) = charged {
         let mut r = (
-            axum::http::StatusCode::from_u16(e.http).unwrap_or(axum::http::StatusCode::TOO_MANY_REQUESTS),
+            axum::http::StatusCode::from_u16(e.http)
+                .unwrap_or(axum::http::StatusCode::TOO_MANY_REQUESTS),
             axum::Json(json!({"code": e.code, "msg": e.msg})),
         )
             .into_response();
@@ -78,11 +83,19 @@ async fn run(sh: Arc<Shared>, socket: WebSocket, peer: SocketAddr) {
     let lifetime = tokio::time::sleep(Duration::from_millis(ws.max_connection_lifetime_ms));
     tokio::pin!(lifetime);
     let mut hb = Heartbeat::new();
-    let mut session = Session { logon: None, authorized_ms: 0, connected_ms: sh.clock.now_ms(), subs: Vec::new(), next_sub: 0 };
+    let mut session = Session {
+        logon: None,
+        authorized_ms: 0,
+        connected_ms: sh.clock.now_ms(),
+        subs: Vec::new(),
+        next_sub: 0,
+    };
     let mut silenced = false;
     let mut delay: Option<Duration> = None;
     let mut ping_seq: u64 = 0;
-    let close = |code: u16, reason: &'static str| Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }));
+    let close = |code: u16, reason: &'static str| {
+        Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }))
+    };
     let shutdown_ev = |now: u64| json!({"event": {"e": "serverShutdown", "E": now}}).to_string();
     loop {
         tokio::select! {
@@ -169,10 +182,21 @@ fn method_weight(method: &str, p: &Params) -> u32 {
     match method {
         "exchangeInfo" | "account.status" => 20,
         "order.status" => 4,
-        "openOrders.status" => if get(p, "symbol").is_some() { 6 } else { 80 },
+        "openOrders.status" => {
+            if get(p, "symbol").is_some() {
+                6
+            } else {
+                80
+            }
+        }
         "depth" => rest::depth_weight(get(p, "limit").and_then(|l| l.parse().ok()).unwrap_or(100)),
-        "session.logon" | "session.status" | "session.logout" | "userDataStream.subscribe"
-        | "userDataStream.subscribe.signature" | "userDataStream.unsubscribe" | "session.subscriptions" => 2,
+        "session.logon"
+        | "session.status"
+        | "session.logout"
+        | "userDataStream.subscribe"
+        | "userDataStream.subscribe.signature"
+        | "userDataStream.unsubscribe"
+        | "session.subscriptions" => 2,
         _ => 1,
     }
 }
@@ -209,9 +233,14 @@ fn to_params(obj: &Map<String, Value>) -> Params {
 }
 
 /// Verifies a signed request's `apiKey`/`signature`/`timestamp`; returns the account and key.
-fn verify_signed(sh: &Shared, obj: &Map<String, Value>, p: &Params) -> Result<(usize, String, KeyMaterial), ApiError> {
+fn verify_signed(
+    sh: &Shared,
+    obj: &Map<String, Value>,
+    p: &Params,
+) -> Result<(usize, String, KeyMaterial), ApiError> {
     let key = get(p, "apiKey").ok_or_else(|| ApiError::missing("apiKey"))?.to_string();
-    let (acct, material) = lock(&sh.ex).keys.get(&key).cloned().ok_or_else(ApiError::invalid_key)?;
+    let (acct, material) =
+        lock(&sh.ex).keys.get(&key).cloned().ok_or_else(ApiError::invalid_key)?;
     let sig = get(p, "signature").ok_or_else(|| ApiError::missing("signature"))?;
     if !auth::verify(&material, auth::ws_payload(obj).as_bytes(), sig) {
         return Err(ApiError::bad_signature());
@@ -226,7 +255,12 @@ fn check_ts(sh: &Shared, p: &Params) -> Result<(), ApiError> {
 }
 
 /// Account of a USER_DATA/TRADE request: its own signature, or the logged-on session.
-fn account_of(sh: &Shared, session: &Session, obj: &Map<String, Value>, p: &Params) -> Result<usize, ApiError> {
+fn account_of(
+    sh: &Shared,
+    session: &Session,
+    obj: &Map<String, Value>,
+    p: &Params,
+) -> Result<usize, ApiError> {
     if get(p, "signature").is_some() {
         return verify_signed(sh, obj, p).map(|(a, _, _)| a);
     }
@@ -252,7 +286,10 @@ fn session_result(sh: &Shared, s: &Session) -> Value {
 
 fn subscribe(session: &mut Session, acct: usize) -> Result<Value, ApiError> {
     if session.subs.iter().any(|(_, a)| *a == acct) {
-        return Err(ApiError::bad(-1000, "User Data Stream subscription already active for this account."));
+        return Err(ApiError::bad(
+            -1000,
+            "User Data Stream subscription already active for this account.",
+        ));
     }
     let id = session.next_sub;
     session.next_sub += 1;
@@ -266,7 +303,13 @@ fn handle(sh: &Shared, session: &mut Session, ip: IpAddr, text: &str) -> Outcome
         Ok(v) => v,
         Err(_) => {
             let e = ApiError::bad(-1000, "Malformed request: not valid JSON.");
-            return Outcome { response: Some(json!({"id": null, "status": 400, "error": {"code": e.code, "msg": e.msg}}).to_string()), after: Vec::new() };
+            return Outcome {
+                response: Some(
+                    json!({"id": null, "status": 400, "error": {"code": e.code, "msg": e.msg}})
+                        .to_string(),
+                ),
+                after: Vec::new(),
+            };
         }
     };
     let id = req.get("id").cloned().unwrap_or(Value::Null);
@@ -277,7 +320,11 @@ fn handle(sh: &Shared, session: &mut Session, ip: IpAddr, text: &str) -> Outcome
     let now = sh.clock.now_ms();
     let charged = lock(&sh.limits).charge(ip, method_weight(&method, &p), now);
     if let Err((e, kind)) = charged {
-        Counters::inc(if kind == Limited::TooMany { &sh.counters.http_429 } else { &sh.counters.http_418 });
+        Counters::inc(if kind == Limited::TooMany {
+            &sh.counters.http_429
+        } else {
+            &sh.counters.http_418
+        });
         let retry = now + e.retry_after_s.unwrap_or(1) * 1000;
         let body = json!({
             "id": id, "status": e.http,
@@ -289,7 +336,8 @@ fn handle(sh: &Shared, session: &mut Session, ip: IpAddr, text: &str) -> Outcome
     let mut after = Vec::new();
     let mut swallow = false;
     let mut acct_for_limits = None;
-    let result: Result<Value, ApiError> = (|| match method.as_str() {
+    let result: Result<Value, ApiError> = (|| {
+        match method.as_str() {
         "ping" => Ok(json!({})),
         "time" => Ok(json!({"serverTime": now})),
         "exchangeInfo" => {
@@ -412,6 +460,7 @@ fn handle(sh: &Shared, session: &mut Session, ip: IpAddr, text: &str) -> Outcome
         }),
         "" => Err(ApiError::missing("method")),
         _ => Err(ApiError::bad(-1000, format!("Unknown method '{method}'."))),
+    }
     })();
     if swallow {
         Counters::inc(&sh.counters.swallowed_responses);
@@ -421,7 +470,9 @@ fn handle(sh: &Shared, session: &mut Session, ip: IpAddr, text: &str) -> Outcome
     let limits = rate_limits(sh, ip, acct_for_limits, is_order_method(&method));
     let body = match result {
         Ok(r) => json!({"id": id, "status": 200, "result": r, "rateLimits": limits}),
-        Err(e) => json!({"id": id, "status": e.http, "error": {"code": e.code, "msg": e.msg}, "rateLimits": limits}),
+        Err(e) => {
+            json!({"id": id, "status": e.http, "error": {"code": e.code, "msg": e.msg}, "rateLimits": limits})
+        }
     };
     Outcome { response: Some(body.to_string()), after }
 }

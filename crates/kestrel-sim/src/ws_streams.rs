@@ -29,10 +29,17 @@ fn valid_stream(ex: &Exchange, name: &str) -> bool {
 }
 
 fn bad_request(msg: &str) -> Response {
-    (axum::http::StatusCode::BAD_REQUEST, axum::Json(json!({"code": 2, "msg": msg}))).into_response()
+    (axum::http::StatusCode::BAD_REQUEST, axum::Json(json!({"code": 2, "msg": msg})))
+        .into_response()
 }
 
-fn start(sh: Arc<Shared>, ws: WebSocketUpgrade, peer: SocketAddr, streams: Vec<String>, combined: bool) -> Response {
+fn start(
+    sh: Arc<Shared>,
+    ws: WebSocketUpgrade,
+    peer: SocketAddr,
+    streams: Vec<String>,
+    combined: bool,
+) -> Response {
     {
         let ex = lock(&sh.ex);
         if let Some(bad) = streams.iter().find(|s| !valid_stream(&ex, s)) {
@@ -46,7 +53,11 @@ fn start(sh: Arc<Shared>, ws: WebSocketUpgrade, peer: SocketAddr, streams: Vec<S
 }
 
 /// `GET /ws` (no initial stream; subscribe later).
-pub(crate) async fn raw_root(ws: WebSocketUpgrade, State(sh): State<Arc<Shared>>, ConnectInfo(peer): ConnectInfo<SocketAddr>) -> Response {
+pub(crate) async fn raw_root(
+    ws: WebSocketUpgrade,
+    State(sh): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
     start(sh, ws, peer, Vec::new(), false)
 }
 
@@ -129,11 +140,19 @@ impl Heartbeat {
 
     /// The pong deadline, or far in the future.
     pub fn deadline(&self) -> Instant {
-        self.awaiting.as_ref().map_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365), |(_, d)| *d)
+        self.awaiting
+            .as_ref()
+            .map_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365), |(_, d)| *d)
     }
 }
 
-async fn run(sh: Arc<Shared>, socket: WebSocket, peer: SocketAddr, streams: Vec<String>, mut combined: bool) {
+async fn run(
+    sh: Arc<Shared>,
+    socket: WebSocket,
+    peer: SocketAddr,
+    streams: Vec<String>,
+    mut combined: bool,
+) {
     let (id, mut ctrl) = sh.register("stream", peer);
     Counters::inc(&sh.counters.ws_stream_connections);
     tracing::debug!(id, %peer, ?streams, "sim: stream connection");
@@ -149,7 +168,9 @@ async fn run(sh: Arc<Shared>, socket: WebSocket, peer: SocketAddr, streams: Vec<
     let mut silenced = false;
     let mut delay: Option<Duration> = None;
     let mut ping_seq: u64 = 0;
-    let close = |code: u16, reason: &'static str| Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }));
+    let close = |code: u16, reason: &'static str| {
+        Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }))
+    };
     loop {
         tokio::select! {
             biased;
@@ -235,7 +256,9 @@ fn valid_id(id: &Value) -> bool {
     match id {
         Value::Null => true,
         Value::Number(n) => n.is_i64() || n.is_u64(),
-        Value::String(s) => s.len() <= 36 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
+        Value::String(s) => {
+            s.len() <= 36 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        }
         _ => false,
     }
 }
@@ -244,7 +267,9 @@ fn valid_id(id: &Value) -> bool {
 fn control(sh: &Shared, subs: &mut BTreeSet<String>, combined: &mut bool, text: &str) -> String {
     let v: Value = match serde_json::from_str(text) {
         Ok(v) => v,
-        Err(e) => return json!({"code": 3, "msg": format!("Invalid JSON: {e}"), "id": null}).to_string(),
+        Err(e) => {
+            return json!({"code": 3, "msg": format!("Invalid JSON: {e}"), "id": null}).to_string()
+        }
     };
     let id = v.get("id").cloned().unwrap_or(Value::Null);
     let err = |code: i64, msg: &str| json!({"code": code, "msg": msg, "id": id}).to_string();
@@ -252,10 +277,14 @@ fn control(sh: &Shared, subs: &mut BTreeSet<String>, combined: &mut bool, text: 
         return json!({"code": 2, "msg": "Invalid request: request ID must be an unsigned integer or an alphanumeric string of at most 36 characters", "id": null}).to_string();
     }
     let params = v.get("params").and_then(Value::as_array).cloned().unwrap_or_default();
-    let names = || -> Option<Vec<String>> { params.iter().map(|p| p.as_str().map(str::to_string)).collect() };
+    let names = || -> Option<Vec<String>> {
+        params.iter().map(|p| p.as_str().map(str::to_string)).collect()
+    };
     match v.get("method").and_then(Value::as_str) {
         Some("SUBSCRIBE") => {
-            let Some(list) = names() else { return err(2, "Invalid request: params must be stream names") };
+            let Some(list) = names() else {
+                return err(2, "Invalid request: params must be stream names");
+            };
             {
                 let ex = lock(&sh.ex);
                 if list.iter().any(|s| !valid_stream(&ex, s)) {
@@ -270,13 +299,17 @@ fn control(sh: &Shared, subs: &mut BTreeSet<String>, combined: &mut bool, text: 
             json!({"result": null, "id": id}).to_string()
         }
         Some("UNSUBSCRIBE") => {
-            let Some(list) = names() else { return err(2, "Invalid request: params must be stream names") };
+            let Some(list) = names() else {
+                return err(2, "Invalid request: params must be stream names");
+            };
             for s in list {
                 subs.remove(&s);
             }
             json!({"result": null, "id": id}).to_string()
         }
-        Some("LIST_SUBSCRIPTIONS") => json!({"result": subs.iter().collect::<Vec<_>>(), "id": id}).to_string(),
+        Some("LIST_SUBSCRIPTIONS") => {
+            json!({"result": subs.iter().collect::<Vec<_>>(), "id": id}).to_string()
+        }
         Some("SET_PROPERTY") => match (params.first().and_then(Value::as_str), params.get(1)) {
             (Some("combined"), Some(Value::Bool(b))) => {
                 *combined = *b;

@@ -29,6 +29,8 @@ pub mod secrets;
 pub mod admin;
 /// `kestrel demo`: embedded simulator + bot + status line.
 pub mod demo;
+/// `kestrel sim`: the Binance-compatible simulator for humans.
+pub mod sim_cmd;
 /// The engine on its own OS thread: events in, actions out, snapshots published.
 pub mod engine_thread;
 /// The execution gateway task: journal, send, feed results back.

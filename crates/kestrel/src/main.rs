@@ -38,6 +38,8 @@ enum Command {
     Run(kestrel::run_cmd::RunArgs),
     /// Run the embedded simulator and the bot against it, with a status line every second.
     Demo(kestrel::run_cmd::DemoArgs),
+    /// Serve the Binance-compatible simulator (REST, streams, WS API) until Ctrl-C.
+    Sim(kestrel::sim_cmd::SimArgs),
     /// Show the running bot's status (admin API).
     Status(kestrel::run_cmd::AdminArgs),
     /// Stop placing orders (strategies keep computing).
@@ -87,6 +89,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Bench(args) => kestrel::bench_cmd::run(&args),
         Command::Run(args) => kestrel::run_cmd::run(&args.config),
         Command::Demo(args) => kestrel::run_cmd::demo(&args),
+        Command::Sim(args) => kestrel::sim_cmd::run(&args),
         Command::Status(a) => kestrel::run_cmd::admin_command(AdminCommand::Status, &a),
         Command::Halt(a) => kestrel::run_cmd::admin_command(AdminCommand::Halt, &a),
         Command::Resume(a) => kestrel::run_cmd::admin_command(AdminCommand::Resume, &a),

@@ -12,7 +12,12 @@ type Book = (BTreeMap<String, String>, BTreeMap<String, String>);
 
 fn book_of(snap: &Value) -> Book {
     let side = |k: &str| {
-        snap[k].as_array().unwrap().iter().map(|l| (l[0].as_str().unwrap().to_string(), l[1].as_str().unwrap().to_string())).collect()
+        snap[k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| (l[0].as_str().unwrap().to_string(), l[1].as_str().unwrap().to_string()))
+            .collect()
     };
     (side("bids"), side("asks"))
 }
@@ -34,7 +39,11 @@ fn apply(book: &mut Book, ev: &Value) {
 async fn depth_diffs_continue_from_snapshot_over_long_run() {
     let sim = start(test_config()).await;
     let c = Rest::demo(&sim);
-    let mut ws = ws_connect(&format!("{}/stream?streams=btcusdt@depth@100ms/btcusdt@depth", sim.ws_stream_url())).await;
+    let mut ws = ws_connect(&format!(
+        "{}/stream?streams=btcusdt@depth@100ms/btcusdt@depth",
+        sim.ws_stream_url()
+    ))
+    .await;
     wait_until(Duration::from_secs(5), || sim.connections().len() == 1).await;
     let ts = sim.server_time_ms();
     sim.step_market(50);
@@ -44,11 +53,34 @@ async fn depth_diffs_continue_from_snapshot_over_long_run() {
     // Keep user orders coming and going between steps too.
     for i in 0..300u32 {
         if i % 10 == 0 {
-            let px = format!("{}", sim.best_bid_ask("BTCUSDT").unwrap().0.unwrap().mantissa() / 100_000_000 - 1);
-            let o = c.signed("POST", "/api/v3/order", &[("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "LIMIT"), ("timeInForce", "GTC"), ("quantity", "0.001"), ("price", &px)], ts).await;
+            let px = format!(
+                "{}",
+                sim.best_bid_ask("BTCUSDT").unwrap().0.unwrap().mantissa() / 100_000_000 - 1
+            );
+            let o = c
+                .signed(
+                    "POST",
+                    "/api/v3/order",
+                    &[
+                        ("symbol", "BTCUSDT"),
+                        ("side", "BUY"),
+                        ("type", "LIMIT"),
+                        ("timeInForce", "GTC"),
+                        ("quantity", "0.001"),
+                        ("price", &px),
+                    ],
+                    ts,
+                )
+                .await;
             assert_eq!(o.status, 200, "{:?}", o.body);
             if i % 20 == 0 {
-                c.signed("DELETE", "/api/v3/order", &[("symbol", "BTCUSDT"), ("orderId", &o.body["orderId"].to_string())], ts).await;
+                c.signed(
+                    "DELETE",
+                    "/api/v3/order",
+                    &[("symbol", "BTCUSDT"), ("orderId", &o.body["orderId"].to_string())],
+                    ts,
+                )
+                .await;
             }
         }
         sim.step_market(1);
@@ -75,7 +107,10 @@ async fn depth_diffs_continue_from_snapshot_over_long_run() {
                 continue;
             }
             if !applied_first {
-                assert!(u0 <= last_id + 1 && last_id < u1, "first event [{u0};{u1}] must straddle {last_id}");
+                assert!(
+                    u0 <= last_id + 1 && last_id < u1,
+                    "first event [{u0};{u1}] must straddle {last_id}"
+                );
                 applied_first = true;
             }
             apply(&mut book, ev);
@@ -114,9 +149,17 @@ async fn gap_fault_breaks_u_continuity() {
     assert_eq!(r.status(), 200);
     sim.step_market(2);
     let ev = ws.next_json(Duration::from_secs(5)).await.unwrap();
-    assert_eq!(ev["U"].as_u64().unwrap(), last + 1 + 7, "the gap is visible at the first event after it");
+    assert_eq!(
+        ev["U"].as_u64().unwrap(),
+        last + 1 + 7,
+        "the gap is visible at the first event after it"
+    );
     let next = ws.next_json(Duration::from_secs(5)).await.unwrap();
-    assert_eq!(next["U"].as_u64().unwrap(), ev["u"].as_u64().unwrap() + 1, "continuous again after the gap");
+    assert_eq!(
+        next["U"].as_u64().unwrap(),
+        ev["u"].as_u64().unwrap() + 1,
+        "continuous again after the gap"
+    );
     // A fresh snapshot is consistent with the stream after the gap.
     let snap = Rest::demo(&sim).get("/api/v3/depth", "symbol=ETHUSDT").await.body;
     assert_eq!(snap["lastUpdateId"].as_u64().unwrap(), next["u"].as_u64().unwrap());

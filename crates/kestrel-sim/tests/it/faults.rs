@@ -38,13 +38,21 @@ async fn drop_one_connection_and_malformed_frames() {
     sim.inject(Fault::MalformedFrame { conn_id: None }).unwrap();
     let mut saw_malformed = false;
     for ws in [&mut a, &mut b] {
-        if let Ok(Some(Ok(Message::Text(t)))) = tokio::time::timeout(Duration::from_secs(2), ws.s.next()).await {
-            assert!(serde_json::from_str::<serde_json::Value>(t.as_str()).is_err(), "malformed text frame");
+        if let Ok(Some(Ok(Message::Text(t)))) =
+            tokio::time::timeout(Duration::from_secs(2), ws.s.next()).await
+        {
+            assert!(
+                serde_json::from_str::<serde_json::Value>(t.as_str()).is_err(),
+                "malformed text frame"
+            );
             saw_malformed = true;
         }
     }
     assert!(saw_malformed);
-    assert_eq!(sim.inject(Fault::DropConnections { conn_id: Some(9999) }), Err(kestrel_sim::FaultError::UnknownConnection(9999)));
+    assert_eq!(
+        sim.inject(Fault::DropConnections { conn_id: Some(9999) }),
+        Err(kestrel_sim::FaultError::UnknownConnection(9999))
+    );
     sim.shutdown().await;
 }
 
@@ -81,7 +89,8 @@ async fn rest_faults_http_error_stall_skew() {
     sim.inject(Fault::ClockSkew { offset_ms: 0 }).unwrap();
     assert_eq!(c.signed("GET", "/api/v3/account", &[], ts).await.status, 200);
     // Stats over HTTP.
-    let stats: serde_json::Value = reqwest::get(format!("{}/_sim/stats", sim.rest_url())).await.unwrap().json().await.unwrap();
+    let stats: serde_json::Value =
+        reqwest::get(format!("{}/_sim/stats", sim.rest_url())).await.unwrap().json().await.unwrap();
     assert_eq!(stats["faults"]["http_error"], 2);
     assert_eq!(stats["faults"]["clock_skew"], 2);
     sim.shutdown().await;
@@ -106,7 +115,14 @@ async fn swallowed_order_is_executed_but_unanswered() {
         .await;
     assert!(r.is_err_and(|e| e.is_timeout()), "no answer");
     // The order exists: the outcome was unknown, not failed.
-    let a = c.signed("GET", "/api/v3/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "lost-1")], ts).await;
+    let a = c
+        .signed(
+            "GET",
+            "/api/v3/order",
+            &[("symbol", "BTCUSDT"), ("origClientOrderId", "lost-1")],
+            ts,
+        )
+        .await;
     assert_eq!(a.body["status"], "NEW");
     assert_eq!(sim.stats().swallowed_responses, 1);
     sim.shutdown().await;

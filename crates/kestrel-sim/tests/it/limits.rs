@@ -46,7 +46,14 @@ async fn order_count_headers_and_limit() {
     sim.set_time_ms(T0 - T0 % 10_000);
     let c = Rest::demo(&sim);
     let ts = sim.server_time_ms();
-    let p = [("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "LIMIT"), ("timeInForce", "GTC"), ("quantity", "0.001"), ("price", "60000")];
+    let p = [
+        ("symbol", "BTCUSDT"),
+        ("side", "BUY"),
+        ("type", "LIMIT"),
+        ("timeInForce", "GTC"),
+        ("quantity", "0.001"),
+        ("price", "60000"),
+    ];
     for n in ["1", "2"] {
         let a = c.signed("POST", "/api/v3/order", &p, ts).await;
         assert_eq!(a.status, 200);

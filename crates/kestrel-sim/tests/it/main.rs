@@ -40,8 +40,15 @@ pub fn test_config() -> SimConfig {
     c.start_time_ms = Some(T0);
     c.accounts.push(AccountConfig {
         name: "bob".into(),
-        api_keys: vec![ApiKeyConfig { api_key: BOB_KEY.into(), hmac_secret: Some(BOB_SECRET.into()), ed25519_public_key_pem: None }],
-        balances: [("USDT", "100000"), ("BTC", "2")].into_iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
+        api_keys: vec![ApiKeyConfig {
+            api_key: BOB_KEY.into(),
+            hmac_secret: Some(BOB_SECRET.into()),
+            ed25519_public_key_pem: None,
+        }],
+        balances: [("USDT", "100000"), ("BTC", "2")]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect(),
         maker_fee_bps: 10,
         taker_fee_bps: 10,
     });
@@ -66,6 +73,7 @@ pub fn hmac_hex(secret: &str, payload: &str) -> String {
 }
 
 /// A raw REST client with one HMAC key.
+#[derive(Debug)]
 pub struct Rest {
     pub http: reqwest::Client,
     pub base: String,
@@ -91,7 +99,11 @@ impl Answer {
 impl Rest {
     /// Client for the demo account.
     pub fn demo(sim: &SimHandle) -> Self {
-        Self::with_key(sim, kestrel_sim::config::DEMO_HMAC_API_KEY, kestrel_sim::config::DEMO_HMAC_SECRET)
+        Self::with_key(
+            sim,
+            kestrel_sim::config::DEMO_HMAC_API_KEY,
+            kestrel_sim::config::DEMO_HMAC_SECRET,
+        )
     }
 
     /// Client for "bob".
@@ -101,13 +113,23 @@ impl Rest {
 
     /// Client for any key.
     pub fn with_key(sim: &SimHandle, key: &str, secret: &str) -> Self {
-        Self { http: reqwest::Client::new(), base: sim.rest_url(), key: key.into(), secret: secret.into() }
+        Self {
+            http: reqwest::Client::new(),
+            base: sim.rest_url(),
+            key: key.into(),
+            secret: secret.into(),
+        }
     }
 
     /// Sends a raw request: `query` and `body` exactly as given.
     pub async fn raw(&self, method: &str, path: &str, query: &str, body: Option<&str>) -> Answer {
-        let url = if query.is_empty() { format!("{}{path}", self.base) } else { format!("{}{path}?{query}", self.base) };
-        let mut rb = self.http.request(method.parse().unwrap(), url).header("X-MBX-APIKEY", &self.key);
+        let url = if query.is_empty() {
+            format!("{}{path}", self.base)
+        } else {
+            format!("{}{path}?{query}", self.base)
+        };
+        let mut rb =
+            self.http.request(method.parse().unwrap(), url).header("X-MBX-APIKEY", &self.key);
         if let Some(b) = body {
             rb = rb.header("content-type", "application/x-www-form-urlencoded").body(b.to_string());
         }
@@ -115,7 +137,8 @@ impl Rest {
         let status = r.status().as_u16();
         let headers = r.headers().clone();
         let text = r.text().await.unwrap();
-        let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("non-JSON body {status}: {text:?}"));
+        let body = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("non-JSON body {status}: {text:?}"));
         Answer { status, headers, body }
     }
 
@@ -125,7 +148,13 @@ impl Rest {
     }
 
     /// Signed request with params in the query; `timestamp` appended.
-    pub async fn signed(&self, method: &str, path: &str, params: &[(&str, &str)], ts: u64) -> Answer {
+    pub async fn signed(
+        &self,
+        method: &str,
+        path: &str,
+        params: &[(&str, &str)],
+        ts: u64,
+    ) -> Answer {
         let mut q: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", enc(v))).collect();
         q.push(format!("timestamp={ts}"));
         let q = q.join("&");
@@ -136,13 +165,20 @@ impl Rest {
 
 /// Connects a WebSocket client.
 pub async fn ws_connect(url: &str) -> Ws {
-    let (s, _) = tokio::time::timeout(Duration::from_secs(5), tokio_tungstenite::connect_async(url)).await.unwrap().unwrap();
+    let (s, _) =
+        tokio::time::timeout(Duration::from_secs(5), tokio_tungstenite::connect_async(url))
+            .await
+            .unwrap()
+            .unwrap();
     Ws { s }
 }
 
 /// A raw WebSocket client.
+#[derive(Debug)]
 pub struct Ws {
-    pub s: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    pub s: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
 }
 
 impl Ws {
@@ -216,11 +252,17 @@ pub fn assert_shape(doc: &Value, ours: &Value, optional: &[&str], path: &str) {
             for (k, dv) in d {
                 match o.get(k) {
                     Some(ov) => assert_shape(dv, ov, optional, &format!("{path}.{k}")),
-                    None => assert!(optional.contains(&k.as_str()), "{path}: missing field {k:?} (ours: {ours})"),
+                    None => assert!(
+                        optional.contains(&k.as_str()),
+                        "{path}: missing field {k:?} (ours: {ours})"
+                    ),
                 }
             }
             for k in o.keys() {
-                assert!(d.contains_key(k) || optional.contains(&k.as_str()), "{path}: extra field {k:?} not in the doc vector");
+                assert!(
+                    d.contains_key(k) || optional.contains(&k.as_str()),
+                    "{path}: extra field {k:?} not in the doc vector"
+                );
             }
         }
         (Value::Array(d), Value::Array(o)) => {

@@ -46,7 +46,11 @@ fn docs_config() -> SimConfig {
 
 fn docs_rest(sim: &SimHandle) -> Rest {
     let v = vector("signing.json");
-    Rest::with_key(sim, v["hmac_sha256"]["api_key"].as_str().unwrap(), v["hmac_sha256"]["secret_key"].as_str().unwrap())
+    Rest::with_key(
+        sim,
+        v["hmac_sha256"]["api_key"].as_str().unwrap(),
+        v["hmac_sha256"]["secret_key"].as_str().unwrap(),
+    )
 }
 
 #[tokio::test]
@@ -54,7 +58,12 @@ async fn rest_hmac_worked_examples_are_accepted() {
     let sim = start(docs_config()).await;
     let c = docs_rest(&sim);
     let v = vector("signing.json");
-    for ex in v["hmac_sha256"]["worked_examples"].as_array().unwrap().iter().filter(|e| e["api"] == "REST") {
+    for ex in v["hmac_sha256"]["worked_examples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["api"] == "REST")
+    {
         sim.set_time_ms(ex["params"]["timestamp"].as_str().unwrap().parse().unwrap());
         let url = ex["request_url"].as_str().unwrap();
         let query = url.split_once('?').unwrap().1;
@@ -62,8 +71,16 @@ async fn rest_hmac_worked_examples_are_accepted() {
         assert_eq!(a.status, 200, "{}: {:?}", ex["id"], a.body);
         assert_eq!(a.body["symbol"], ex["params"]["symbol"], "{}", ex["id"]);
         // Uppercase hex is the same signature.
-        let upper = query.replace(ex["signature"].as_str().unwrap(), &ex["signature"].as_str().unwrap().to_uppercase());
-        assert_eq!(c.raw("POST", "/api/v3/order/test", &upper, None).await.status, 200, "{}", ex["id"]);
+        let upper = query.replace(
+            ex["signature"].as_str().unwrap(),
+            &ex["signature"].as_str().unwrap().to_uppercase(),
+        );
+        assert_eq!(
+            c.raw("POST", "/api/v3/order/test", &upper, None).await.status,
+            200,
+            "{}",
+            ex["id"]
+        );
         // Tampering with any byte breaks it.
         let tampered = query.replace("quantity=1", "quantity=2");
         let a = c.raw("POST", "/api/v3/order", &tampered, None).await;
@@ -72,7 +89,11 @@ async fn rest_hmac_worked_examples_are_accepted() {
     // The historical mixed query + body example: joined with no separator.
     let h = &v["hmac_sha256"]["historical_examples"][0];
     sim.set_time_ms(1_499_827_319_559);
-    let q = format!("{}&signature={}", h["query_string"].as_str().unwrap(), h["signature"].as_str().unwrap());
+    let q = format!(
+        "{}&signature={}",
+        h["query_string"].as_str().unwrap(),
+        h["signature"].as_str().unwrap()
+    );
     let a = c.raw("POST", "/api/v3/order", &q, Some(h["request_body"].as_str().unwrap())).await;
     assert_eq!(a.status, 200, "mixed: {:?}", a.body);
     sim.shutdown().await;
@@ -100,7 +121,12 @@ async fn wsapi_worked_and_verified_examples_are_accepted() {
     let v = vector("signing.json");
     let mut ws = ws_connect(&sim.ws_api_url()).await;
     // TC0..: the two worked order.place examples are placed.
-    for ex in v["hmac_sha256"]["worked_examples"].as_array().unwrap().iter().filter(|e| e["api"] == "WebSocket API") {
+    for ex in v["hmac_sha256"]["worked_examples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["api"] == "WebSocket API")
+    {
         sim.set_time_ms(ex["params"]["timestamp"].as_u64().unwrap());
         let mut params = ex["params"].clone();
         params["signature"] = ex["signature"].clone();
@@ -142,6 +168,9 @@ async fn wsapi_payload_is_sorted_raw_utf8() {
     let ex = &v["hmac_sha256"]["worked_examples"][3];
     let payload = ex["signed_payload"].as_str().unwrap();
     assert!(payload.contains("symbol=１２３４５６"));
-    assert_eq!(hmac_hex(v["hmac_sha256"]["secret_key"].as_str().unwrap(), payload), ex["signature"].as_str().unwrap());
+    assert_eq!(
+        hmac_hex(v["hmac_sha256"]["secret_key"].as_str().unwrap(), payload),
+        ex["signature"].as_str().unwrap()
+    );
     let _: Value = ex["params"].clone();
 }

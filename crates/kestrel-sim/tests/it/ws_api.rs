@@ -21,7 +21,8 @@ fn ed_sign(params: &mut Map<String, Value>) {
         })
         .collect::<Vec<_>>()
         .join("&");
-    let sig = base64::engine::general_purpose::STANDARD.encode(sk.sign(payload.as_bytes()).to_bytes());
+    let sig =
+        base64::engine::general_purpose::STANDARD.encode(sk.sign(payload.as_bytes()).to_bytes());
     params.insert("signature".into(), Value::String(sig));
 }
 
@@ -60,7 +61,12 @@ async fn logon_subscribe_and_user_events_match_doc_vectors() {
     // TC1: subscribe
     let r = ws.call("sub", "userDataStream.subscribe", json!({})).await;
     assert_eq!(r["result"]["subscriptionId"], 0);
-    assert_shape(&vector("wsapi_userDataStream_subscribe_response.json"), &r, &["rateLimits"], "subscribe");
+    assert_shape(
+        &vector("wsapi_userDataStream_subscribe_response.json"),
+        &r,
+        &["rateLimits"],
+        "subscribe",
+    );
     // TC2: order.place in the logged-on session (no signature) → NEW, then events.
     let r = ws
         .call(
@@ -78,7 +84,8 @@ async fn logon_subscribe_and_user_events_match_doc_vectors() {
     assert_eq!(er["event"]["x"], "NEW");
     let pos = ws.next_where(w, |v| v["event"]["e"] == "outboundAccountPosition").await;
     assert_shape(&vector("ws_outboundAccountPosition.json"), &pos, &[], "outboundAccountPosition");
-    let usdt = pos["event"]["B"].as_array().unwrap().iter().find(|b| b["a"] == "USDT").unwrap().clone();
+    let usdt =
+        pos["event"]["B"].as_array().unwrap().iter().find(|b| b["a"] == "USDT").unwrap().clone();
     assert_eq!(usdt["l"], "60.00000000", "the order's quote is locked");
     // TC3: error envelope (insufficient balance)
     let r = ws
@@ -97,7 +104,12 @@ async fn logon_subscribe_and_user_events_match_doc_vectors() {
     });
     // TC4: unsubscribe → {} then eventStreamTerminated
     let r = ws.call("unsub", "userDataStream.unsubscribe", json!({})).await;
-    assert_shape(&vector("wsapi_userDataStream_unsubscribe_response.json"), &r, &["rateLimits"], "unsubscribe");
+    assert_shape(
+        &vector("wsapi_userDataStream_unsubscribe_response.json"),
+        &r,
+        &["rateLimits"],
+        "unsubscribe",
+    );
     let ev = ws.next_where(w, |v| v["event"]["e"] == "eventStreamTerminated").await;
     assert_shape(&vector("ws_eventStreamTerminated.json"), &ev, &[], "eventStreamTerminated");
     // TC5: serverShutdown before a planned close
@@ -121,7 +133,9 @@ async fn subscribe_signature_with_hmac_key_and_fill_events() {
     let r = ws.call("l", "session.logon", Value::Object(p)).await;
     assert_eq!(r["error"]["code"], -1002);
     // A signed MARKET order fills: NEW then TRADE reports with commission.
-    let mut p = obj(json!({"apiKey": BOB_KEY, "symbol": "BTCUSDT", "side": "SELL", "type": "MARKET", "quantity": "0.01", "timestamp": ts}));
+    let mut p = obj(
+        json!({"apiKey": BOB_KEY, "symbol": "BTCUSDT", "side": "SELL", "type": "MARKET", "quantity": "0.01", "timestamp": ts}),
+    );
     hmac_sign(&mut p, BOB_SECRET);
     let r = ws.call("m", "order.place", Value::Object(p)).await;
     assert_eq!(r["result"]["status"], "FILLED", "{r}");
@@ -130,7 +144,9 @@ async fn subscribe_signature_with_hmac_key_and_fill_events() {
     assert_eq!(trade["event"]["N"], "USDT");
     assert_eq!(trade["event"]["m"], false);
     // order.status / openOrders.cancelAll / order.cancel over the WS API.
-    let mut p = obj(json!({"apiKey": BOB_KEY, "symbol": "BTCUSDT", "orderId": r["result"]["orderId"], "timestamp": ts}));
+    let mut p = obj(
+        json!({"apiKey": BOB_KEY, "symbol": "BTCUSDT", "orderId": r["result"]["orderId"], "timestamp": ts}),
+    );
     hmac_sign(&mut p, BOB_SECRET);
     let st = ws.call("q", "order.status", Value::Object(p)).await;
     assert_eq!(st["result"]["status"], "FILLED");
@@ -138,7 +154,8 @@ async fn subscribe_signature_with_hmac_key_and_fill_events() {
     hmac_sign(&mut p, BOB_SECRET);
     let ca = ws.call("ca", "openOrders.cancelAll", Value::Object(p)).await;
     assert_eq!(ca["error"]["code"], -2011, "nothing open: {ca}");
-    let mut p = obj(json!({"apiKey": BOB_KEY, "symbol": "BTCUSDT", "orderId": 999_999, "timestamp": ts}));
+    let mut p =
+        obj(json!({"apiKey": BOB_KEY, "symbol": "BTCUSDT", "orderId": 999_999, "timestamp": ts}));
     hmac_sign(&mut p, BOB_SECRET);
     let c = ws.call("c", "order.cancel", Value::Object(p)).await;
     assert_eq!(c["error"]["code"], -2011);

@@ -65,7 +65,11 @@ async fn control_errors_rate_limit_and_stream_cap() {
     }
     assert_eq!(sim.stats().rate_limit_disconnects, 1);
     // TC2: too many streams in the URL is refused before upgrading.
-    let r = tokio_tungstenite::connect_async(format!("{}/stream?streams=btcusdt@trade/ethusdt@trade/bnbusdt@trade", sim.ws_stream_url())).await;
+    let r = tokio_tungstenite::connect_async(format!(
+        "{}/stream?streams=btcusdt@trade/ethusdt@trade/bnbusdt@trade",
+        sim.ws_stream_url()
+    ))
+    .await;
     assert!(r.is_err());
     sim.shutdown().await;
 }
