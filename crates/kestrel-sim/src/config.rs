@@ -612,6 +612,15 @@ mod tests {
     }
 
     #[test]
+    fn example_file_loads_and_validates() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/sim.toml");
+        let c = SimConfig::from_toml_file(&path).unwrap();
+        let v = c.validate().unwrap();
+        assert_eq!(v.symbols.len(), 3);
+        assert_eq!(c.accounts[0].api_keys[0].api_key, DEMO_HMAC_API_KEY);
+    }
+
+    #[test]
     fn bad_decimal_is_reported() {
         let mut c = SimConfig::default_market();
         c.symbols[0].tick_size = "0.0x".into();

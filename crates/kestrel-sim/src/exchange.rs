@@ -178,6 +178,8 @@ pub(crate) struct SymbolState {
     pub recent_trades: VecDeque<PublicTrade>,
     pub last_price: Option<Price>,
     last_top: Top,
+    /// Ids of the background maker's resting orders (so requoting never scans all orders).
+    maker_ids: Vec<u64>,
 }
 
 impl SymbolState {
@@ -261,6 +263,8 @@ pub(crate) struct Exchange {
     pub keys: HashMap<String, (usize, KeyMaterial)>,
     pub orders: HashMap<u64, Order>,
     client_ids: HashMap<(usize, usize, String), u64>,
+    /// Orders resting on a book, by `(account, symbol)`: open orders without scanning history.
+    resting: HashMap<(usize, usize), BTreeSet<u64>>,
     next_order_id: u64,
     next_exec_id: u64,
     pub(crate) rng: StdRng,
@@ -307,6 +311,7 @@ impl Exchange {
                 recent_trades: VecDeque::new(),
                 last_price: None,
                 last_top: (None, None),
+                maker_ids: Vec::new(),
             });
         }
         // Internal accounts hold "infinite" funds: 1e12 of every traded asset.
@@ -364,6 +369,7 @@ impl Exchange {
             keys,
             orders: HashMap::new(),
             client_ids: HashMap::new(),
+            resting: HashMap::new(),
             next_order_id: 1,
             next_exec_id: 1,
             rng: StdRng::seed_from_u64(cfg.seed),
@@ -611,7 +617,10 @@ impl Exchange {
 
     fn add_to_book(&mut self, id: u64) {
         let Some(o) = self.orders.get(&id) else { return };
-        let (sym, side, price, rem) = (o.sym, o.side, o.price, o.remaining());
+        let (sym, side, price, rem, acct) = (o.sym, o.side, o.price, o.remaining(), o.acct);
+        if acct != MAKER {
+            self.resting.entry((acct, sym)).or_default().insert(id);
+        }
         let lvl = self.book_side(sym, side).entry(price).or_default();
         lvl.total = lvl.total.saturating_add(rem);
         lvl.orders.push_back(id);
@@ -620,7 +629,10 @@ impl Exchange {
 
     fn remove_from_book(&mut self, id: u64) {
         let Some(o) = self.orders.get(&id) else { return };
-        let (sym, side, price, rem) = (o.sym, o.side, o.price, o.remaining());
+        let (sym, side, price, rem, acct) = (o.sym, o.side, o.price, o.remaining(), o.acct);
+        if let Some(set) = self.resting.get_mut(&(acct, sym)) {
+            set.remove(&id);
+        }
         let book = self.book_side(sym, side);
         if let Some(lvl) = book.get_mut(&price) {
             if let Some(pos) = lvl.orders.iter().position(|x| *x == id) {
@@ -717,9 +729,10 @@ impl Exchange {
     /// Open orders of `acct` on `sym`.
     pub fn open_orders(&self, acct: usize, sym: Option<usize>) -> Vec<&Order> {
         let mut v: Vec<&Order> = self
-            .orders
-            .values()
-            .filter(|o| o.acct == acct && o.status.is_open() && sym.is_none_or(|s| o.sym == s))
+            .resting
+            .iter()
+            .filter(|((a, s), _)| *a == acct && sym.is_none_or(|x| x == *s))
+            .flat_map(|(_, ids)| ids.iter().filter_map(|id| self.orders.get(id)))
             .collect();
         v.sort_by_key(|o| o.id);
         v
@@ -1123,6 +1136,11 @@ impl Exchange {
         let maker_fill = fill_of(self, mid, true);
         {
             let done = self.orders.get(&mid).is_some_and(|m| !m.remaining().is_positive());
+            if done {
+                if let Some(set) = self.resting.get_mut(&(m_acct, sym)) {
+                    set.remove(&mid);
+                }
+            }
             let book = self.book_side(sym, t_side.opposite());
             if let Some(lvl) = book.get_mut(&price) {
                 lvl.total = lvl.total.saturating_sub(q);
@@ -1248,20 +1266,7 @@ impl Exchange {
     /// Cancels the background maker's orders on `sym` and quotes fresh levels around the mid.
     fn requote(&mut self, sym: usize, now: u64) {
         use rand::Rng;
-        let maker_ids: Vec<u64> = self
-            .orders
-            .values()
-            .filter(|o| o.acct == MAKER && o.sym == sym && o.status.is_open())
-            .map(|o| o.id)
-            .collect();
-        for id in maker_ids {
-            self.remove_from_book(id);
-            if let Some(o) = self.orders.get_mut(&id) {
-                o.status = Status::Canceled;
-            }
-            self.unlock_rest(id);
-            self.orders.remove(&id);
-        }
+        self.requote_clear(sym);
         let s = &self.symbols[sym];
         let tick = s.tick().mantissa();
         let (mid, half, gap, levels, base_qty, step) = (
@@ -1324,6 +1329,7 @@ impl Exchange {
                     },
                 );
                 self.add_to_book(id);
+                self.symbols[sym].maker_ids.push(id);
             }
         }
     }
@@ -1419,15 +1425,13 @@ impl Exchange {
     }
 
     fn requote_clear(&mut self, sym: usize) {
-        let maker_ids: Vec<u64> = self
-            .orders
-            .values()
-            .filter(|o| o.acct == MAKER && o.sym == sym && o.status.is_open())
-            .map(|o| o.id)
-            .collect();
+        let maker_ids = std::mem::take(&mut self.symbols[sym].maker_ids);
         for id in maker_ids {
-            self.remove_from_book(id);
-            self.unlock_rest(id);
+            // Filled maker orders were already removed from `orders` by `trade`.
+            if self.orders.get(&id).is_some_and(|o| o.status.is_open()) {
+                self.remove_from_book(id);
+                self.unlock_rest(id);
+            }
             self.orders.remove(&id);
         }
     }

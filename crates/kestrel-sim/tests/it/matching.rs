@@ -338,3 +338,41 @@ async fn background_market_fills_resting_user_orders() {
     assert_eq!(sim.total_balances(), totals);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn locks_release_on_cancel_and_max_num_orders() {
+    let mut cfg = test_config();
+    cfg.symbols[0].max_num_orders = 2;
+    let sim = start(cfg).await;
+    let c = Rest::demo(&sim);
+    let ts = sim.server_time_ms();
+    let before = sim.balances("demo").unwrap()["USDT"];
+    let p = [
+        ("symbol", "BTCUSDT"),
+        ("side", "BUY"),
+        ("type", "LIMIT"),
+        ("timeInForce", "GTC"),
+        ("quantity", "0.001"),
+        ("price", "60000"),
+    ];
+    let a = c.signed("POST", "/api/v3/order", &p, ts).await;
+    assert_eq!(sim.balances("demo").unwrap()["USDT"].1, "60".parse().unwrap(), "60 USDT locked");
+    c.signed("POST", "/api/v3/order", &p, ts).await;
+    let third = c.signed("POST", "/api/v3/order", &p, ts).await;
+    assert_eq!(third.body["msg"], "Filter failure: MAX_NUM_ORDERS");
+    c.signed(
+        "DELETE",
+        "/api/v3/order",
+        &[("symbol", "BTCUSDT"), ("orderId", &a.body["orderId"].to_string())],
+        ts,
+    )
+    .await;
+    assert_eq!(
+        c.signed("POST", "/api/v3/order", &p, ts).await.status,
+        200,
+        "room again after a cancel"
+    );
+    c.signed("DELETE", "/api/v3/openOrders", &[("symbol", "BTCUSDT")], ts).await;
+    assert_eq!(sim.balances("demo").unwrap()["USDT"], before, "every lock released");
+    sim.shutdown().await;
+}

@@ -174,3 +174,22 @@ async fn wsapi_payload_is_sorted_raw_utf8() {
     );
     let _: Value = ex["params"].clone();
 }
+
+#[tokio::test]
+async fn rest_ed25519_signature_is_accepted_and_checked() {
+    use base64::Engine as _;
+    use ed25519_dalek::Signer;
+    let sim = start(test_config()).await;
+    let c = Rest::with_key(&sim, kestrel_sim::config::DEMO_ED25519_API_KEY, "");
+    let sk = ed25519_dalek::SigningKey::from_bytes(&kestrel_sim::config::DEMO_ED25519_SEED);
+    let q = format!("timestamp={}", sim.server_time_ms());
+    let sig = base64::engine::general_purpose::STANDARD.encode(sk.sign(q.as_bytes()).to_bytes());
+    // Base64 has `+`, `/`, `=`: percent-encoded in the URL, decoded before verifying.
+    let a = c.raw("GET", "/api/v3/account", &format!("{q}&signature={}", enc(&sig)), None).await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    let other =
+        base64::engine::general_purpose::STANDARD.encode(sk.sign(b"timestamp=1").to_bytes());
+    let a = c.raw("GET", "/api/v3/account", &format!("{q}&signature={}", enc(&other)), None).await;
+    assert_eq!(a.code(), -1022);
+    sim.shutdown().await;
+}
