@@ -19,6 +19,16 @@
 //! [`Histogram`] / [`Counter`] / [`Gauge`] (an `Arc` inside). Recording is then one `observe` /
 //! `inc` / `set`: no hashing, no allocation. `benches/metrics.rs` measures it.
 //!
+//! Measured (criterion medians, 2-core shared VM at load average ~12, so every figure is
+//! inflated ~3x by preemption — an uncontended atomic add alone reads 16 ns there):
+//! `Histogram::observe` on a handle 48 ns, `Counter::inc` 16 ns, float `Gauge::set` 16 ns,
+//! re-raising an active fault 27 ns, versus 428 ns for a label lookup + observe. The
+//! prometheus-client histogram takes an uncontended `parking_lot` write lock per observe; a
+//! lock-free prototype (per-bucket `AtomicU64` + integer-nanosecond sum) measured the same
+//! within noise (73 vs 80 ns in a side-by-side run), because the lock costs about what the
+//! extra atomic adds cost. So we keep the library type; revisit only if several threads ever
+//! share one hot histogram (each handle here is written by one task).
+//!
 //! Symbols are labelled through [`SymbolLabel`], a `Copy` wrapper around the inline
 //! [`Symbol`], so even an ad-hoc lookup by symbol does not allocate once the series exists.
 
