@@ -20,6 +20,12 @@ fn config() -> SimConfig {
     c.limits.orders_per_10s = u32::MAX;
     c.limits.orders_per_day = u32::MAX;
     c.ws.channel_capacity = 1 << 16;
+    // Cheaper steps (fewer background levels, a trade every step) so the producer is not the
+    // bottleneck of the WS measurement: it measures delivery to the client.
+    for s in &mut c.symbols {
+        s.levels = 5;
+        s.trade_probability_pct = 100;
+    }
     c
 }
 
