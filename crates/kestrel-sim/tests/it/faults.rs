@@ -127,3 +127,19 @@ async fn swallowed_order_is_executed_but_unanswered() {
     assert_eq!(sim.stats().swallowed_responses, 1);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn delay_messages_adds_latency() {
+    let sim = start(test_config()).await;
+    let mut ws = ws_connect(&format!("{}/ws/btcusdt@depth@100ms", sim.ws_stream_url())).await;
+    wait_until(Duration::from_secs(5), || sim.connections().len() == 1).await;
+    sim.inject(Fault::DelayMessages { conn_id: None, delay_ms: 150 }).unwrap();
+    // The connection task polls its control channel before data (biased select), so the delay
+    // applies to the next message published.
+    let t = Instant::now();
+    sim.step_market(1);
+    let ev = ws.next_json(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(ev["e"], "depthUpdate");
+    assert!(t.elapsed() >= Duration::from_millis(150), "{:?}", t.elapsed());
+    sim.shutdown().await;
+}
