@@ -162,6 +162,9 @@ impl MarketDataObserver for MetricsObserver {
     }
 
     fn on_connected(&self, id: ConnectionId) {
+        // Materialise `ws_reconnects_total{connection}` at 0, so alerts and dashboards see the
+        // series before the first reconnect.
+        let _ = self.metrics.ws_reconnects(&format!("md-{}", id.group));
         if let Ok(mut m) = self.heartbeat_missed.lock() {
             m.remove(&id.group);
             if m.is_empty() {
