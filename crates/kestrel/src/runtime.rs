@@ -552,6 +552,23 @@ async fn reconcile_startup(
         }
         let balances = rest.account().await.context("fetching the account")?;
         let journal_fills = journal.call(|j| j.all_fills()).await.context("reading fills")?;
+        // Trades the journal lacks may belong to orders it already considers closed (killed
+        // between the ack and the execution report): include those orders so the fills are
+        // recorded.
+        let booked: HashSet<(Symbol, u64)> =
+            journal_fills.iter().map(|f| (f.symbol, f.fill.trade_id.0)).collect();
+        let mut looked_up = HashSet::new();
+        for t in &trades {
+            if booked.contains(&(t.symbol, t.fill.trade_id.0)) || !looked_up.insert((t.symbol, t.order_id)) {
+                continue;
+            }
+            let (s, oid) = (t.symbol, t.order_id);
+            if let Some(o) =
+                journal.call(move |j| j.order_by_exchange_id(&s, oid)).await.context("reading the journal")?
+            {
+                known.entry(o.client_id).or_insert(o);
+            }
+        }
         let journal_orders: Vec<_> = known.values().copied().collect();
         let now = clock.now();
         let plan = reconcile::reconcile(&ReconcileInput {
