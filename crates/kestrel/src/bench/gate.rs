@@ -424,7 +424,8 @@ mod tests {
         let c = compare(&sample().figures, &Figures::default(), &Thresholds::default());
         assert!(c.passed());
         assert_eq!(row(&c, "signals/s").verdict, Verdict::NoBaseline);
-        assert_eq!(row(&c, "task_latency p95").verdict, Verdict::Pass);
+        assert_eq!(row(&c, "task_latency p95").verdict, Verdict::NoBaseline);
+        assert_eq!(row(&c, "bot CPU").verdict, Verdict::Pass);
         assert_eq!(row(&c, "peak RSS").verdict, Verdict::Info);
         assert_eq!(row(&c, "signals/s").ratio, None);
     }
