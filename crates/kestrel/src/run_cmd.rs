@@ -45,8 +45,16 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
     let config = Config::load(config_path)?;
     let rt = tokio_runtime()?;
     rt.block_on(async move {
-        let running = runtime::start(config).await?;
-        shutdown_signal().await;
+        // Register the signal handlers before start-up, so a SIGTERM that arrives while the
+        // bot is starting still shuts it down cleanly instead of killing it.
+        let signal = shutdown_signal();
+        tokio::pin!(signal);
+        let running = tokio::select! {
+            biased;
+            () = &mut signal => return Ok(()),
+            r = runtime::start(config) => r?,
+        };
+        signal.await;
         running.shutdown().await
     })
 }

@@ -25,6 +25,15 @@ pub async fn start_sim() -> SimHandle {
     kestrel_sim::Sim::start(kestrel::demo::demo_sim_config(), "127.0.0.1:0").await.unwrap()
 }
 
+/// A simulator whose request-weight budget allows dozens of restarts a minute (each start-up
+/// spends a few hundred weight on exchangeInfo, openOrders, myTrades, account and snapshots;
+/// at Binance's 6000/min the bot would rightly wait for the next window).
+pub async fn start_sim_for_restarts() -> SimHandle {
+    let mut cfg = kestrel::demo::demo_sim_config();
+    cfg.limits.request_weight_per_minute = 600_000;
+    kestrel_sim::Sim::start(cfg, "127.0.0.1:0").await.unwrap()
+}
+
 pub fn rest_client(sim: &SimHandle) -> RestClient {
     let endpoints = Endpoints::from_base(
         sim.rest_url().parse().unwrap(),
