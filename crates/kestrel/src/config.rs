@@ -335,7 +335,7 @@ impl ExchangeEnv {
 /// REST, stream and WebSocket API URLs of the simulator when `kestrel sim` runs with its
 /// default listen address.
 pub const SIM_PRESET: (&str, &str, &str) =
-    ("http://127.0.0.1:9190", "ws://127.0.0.1:9190", "ws://127.0.0.1:9190/ws-api/v3");
+    ("http://127.0.0.1:8765", "ws://127.0.0.1:8765", "ws://127.0.0.1:8765/ws-api/v3");
 
 /// Depth diff stream speed (`<sym>@depth` vs `<sym>@depth@100ms`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -1423,8 +1423,8 @@ path = "kestrel.sqlite"
         ))
         .unwrap();
         assert_eq!(c.endpoints.rest.as_str(), "http://127.0.0.1:4000/");
-        assert_eq!(c.endpoints.ws_stream.as_str(), "ws://127.0.0.1:9190/");
-        assert_eq!(c.endpoints.ws_api.as_str(), "ws://127.0.0.1:9190/ws-api/v3");
+        assert_eq!(c.endpoints.ws_stream.as_str(), "ws://127.0.0.1:8765/");
+        assert_eq!(c.endpoints.ws_api.as_str(), "ws://127.0.0.1:8765/ws-api/v3");
     }
 
     #[test]
