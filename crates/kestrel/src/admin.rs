@@ -77,12 +77,19 @@ fn router(control: Control, token: Option<Arc<Secret>>) -> Router {
         .route("/cancel-all", post(cancel_all))
         .route("/restart-ws", post(restart_ws))
         .route("/fallback-rest", post(fallback_rest))
-        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint; see `kestrel --help`") })
+        .fallback(|| async {
+            error(StatusCode::NOT_FOUND, "no such endpoint; see `kestrel --help`")
+        })
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)
 }
 
-async fn auth(State(st): State<AppState>, headers: HeaderMap, req: Request, next: Next) -> Response {
+async fn auth(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    req: Request,
+    next: Next,
+) -> Response {
     if let Some(token) = &st.token {
         let presented = headers
             .get(header::AUTHORIZATION)
@@ -216,7 +223,12 @@ async fn restart_ws(State(st): State<AppState>) -> Response {
 async fn fallback_rest(State(st): State<AppState>, body: Bytes) -> Response {
     let v: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("body must be JSON {{\"on\": true|false}}: {e}")),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("body must be JSON {{\"on\": true|false}}: {e}"),
+            )
+        }
     };
     let Some(on) = v.get("on").and_then(Value::as_bool) else {
         return error(StatusCode::BAD_REQUEST, "body must be JSON {\"on\": true|false}");
@@ -256,7 +268,12 @@ pub enum AdminClientError {
 
 /// Calls the admin API: `GET` when `body` is `None`, else `POST` with the JSON body. The token
 /// (if any) goes in `Authorization: Bearer`.
-pub async fn call(base: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Result<Value, AdminClientError> {
+pub async fn call(
+    base: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Result<Value, AdminClientError> {
     let url = format!("{}{}", base.trim_end_matches('/'), path);
     if url::Url::parse(&url).is_err() {
         return Err(AdminClientError::Url(base.to_owned()));
@@ -275,10 +292,17 @@ pub async fn call(base: &str, path: &str, token: Option<&str>, body: Option<Valu
         .await
         .map_err(|source| AdminClientError::Unreachable { url: url.clone(), source })?;
     let status = resp.status();
-    let text = resp.text().await.map_err(|source| AdminClientError::Unreachable { url: url.clone(), source })?;
+    let text = resp
+        .text()
+        .await
+        .map_err(|source| AdminClientError::Unreachable { url: url.clone(), source })?;
     let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
     if !status.is_success() {
-        let message = v.get("error").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| v.to_string());
+        let message = v
+            .get("error")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_else(|| v.to_string());
         return Err(AdminClientError::Status { status: status.as_u16(), message });
     }
     Ok(v)
@@ -327,7 +351,13 @@ pub fn render_status(v: &Value) -> String {
         out.push_str("faults: none\n");
     } else {
         for f in faults {
-            let _ = writeln!(out, "FAULT {} [{}] {}", s(&f, "class"), s(&f, "severity"), s(&f, "detail"));
+            let _ = writeln!(
+                out,
+                "FAULT {} [{}] {}",
+                s(&f, "class"),
+                s(&f, "severity"),
+                s(&f, "detail")
+            );
         }
     }
     out

@@ -12,10 +12,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use crate::config::Config;
 use crate::runtime;
 use crate::status_line::{p95_from_openmetrics, StatusLine};
+use anyhow::Context;
 
 /// Options of `kestrel demo`.
 #[derive(Debug, Clone)]
@@ -38,7 +38,13 @@ pub struct DemoSummary {
 }
 
 /// The demo's bot config against a simulator at `rest`/`ws`/`ws_api`.
-pub fn demo_config_toml(rest: &str, ws: &str, ws_api: &str, journal: &std::path::Path, admin: SocketAddr) -> String {
+pub fn demo_config_toml(
+    rest: &str,
+    ws: &str,
+    ws_api: &str,
+    journal: &std::path::Path,
+    admin: SocketAddr,
+) -> String {
     format!(
         r#"env = "sim"
 
@@ -133,11 +139,20 @@ fn temp_journal() -> PathBuf {
 
 /// Runs the demo until `opts.duration` passes or `stop` resolves.
 pub async fn run(opts: DemoOptions, stop: impl Future<Output = ()>) -> anyhow::Result<DemoSummary> {
-    let sim = kestrel_sim::Sim::start(demo_sim_config(), "127.0.0.1:0").await.context("starting the simulator")?;
+    let sim = kestrel_sim::Sim::start(demo_sim_config(), "127.0.0.1:0")
+        .await
+        .context("starting the simulator")?;
     let journal = temp_journal();
-    let toml = demo_config_toml(&sim.rest_url(), &sim.ws_stream_url(), &sim.ws_api_url(), &journal, opts.admin);
-    let config = Config::from_toml(&toml, std::path::Path::new("<demo>"), &crate::secrets::ProcessEnv)
-        .context("demo config")?;
+    let toml = demo_config_toml(
+        &sim.rest_url(),
+        &sim.ws_stream_url(),
+        &sim.ws_api_url(),
+        &journal,
+        opts.admin,
+    );
+    let config =
+        Config::from_toml(&toml, std::path::Path::new("<demo>"), &crate::secrets::ProcessEnv)
+            .context("demo config")?;
     let symbols: Vec<_> = config.symbols.iter().map(|s| s.symbol).collect();
     let running = runtime::start(config).await?;
     let mut out = std::io::stdout();
@@ -155,7 +170,8 @@ pub async fn run(opts: DemoOptions, stop: impl Future<Output = ()>) -> anyhow::R
     tick.tick().await;
     let mut last = Instant::now();
     tokio::pin!(stop);
-    let fills = |c: &runtime::Control| symbols.iter().map(|s| c.metrics.fills(*s).get()).sum::<u64>();
+    let fills =
+        |c: &runtime::Control| symbols.iter().map(|s| c.metrics.fills(*s).get()).sum::<u64>();
     loop {
         let until_end = opts.duration.map(|d| d.saturating_sub(started.elapsed()));
         tokio::select! {

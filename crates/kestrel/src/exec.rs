@@ -217,7 +217,11 @@ impl Gateway {
                 FaultClass::ORDER_UNKNOWN,
                 format_args!("{} outcome unknown: {e}", client_id),
             );
-            self.pending.push_back(Event::OrderUnknown { symbol: req.symbol, client_id, ts_local: now });
+            self.pending.push_back(Event::OrderUnknown {
+                symbol: req.symbol,
+                client_id,
+                ts_local: now,
+            });
             return;
         }
         self.note_rate_limit(&e);
@@ -234,7 +238,12 @@ impl Gateway {
         {
             self.journal_failed("record reject", &je);
         }
-        self.pending.push_back(Event::OrderRejected { symbol: req.symbol, client_id, code, ts_local: now });
+        self.pending.push_back(Event::OrderRejected {
+            symbol: req.symbol,
+            client_id,
+            code,
+            ts_local: now,
+        });
     }
 
     fn note_rate_limit(&self, e: &BinanceError) {
@@ -265,7 +274,11 @@ impl Gateway {
                 self.note_rate_limit(&e);
                 tracing::info!(client_id = %client_id, error = %e, "cancel refused");
                 if e.is_unknown_outcome() {
-                    self.pending.push_back(Event::OrderUnknown { symbol, client_id, ts_local: self.now() });
+                    self.pending.push_back(Event::OrderUnknown {
+                        symbol,
+                        client_id,
+                        ts_local: self.now(),
+                    });
                 } else {
                     let code = e.code().unwrap_or(CODE_NOT_SENT);
                     self.pending.push_back(Event::OrderRejected {
@@ -317,7 +330,12 @@ impl Gateway {
                             .deps
                             .journal
                             .call(move |j| {
-                                j.record_reject(&client_id, CODE_NO_SUCH_ORDER, "not on the exchange (query)", now)
+                                j.record_reject(
+                                    &client_id,
+                                    CODE_NO_SUCH_ORDER,
+                                    "not on the exchange (query)",
+                                    now,
+                                )
                             })
                             .await;
                         if let Err(je) = r {

@@ -79,13 +79,20 @@ pub struct MetricsObserver {
 
 impl std::fmt::Debug for MetricsObserver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MetricsObserver").field("series", &self.ws_latency.len()).finish_non_exhaustive()
+        f.debug_struct("MetricsObserver")
+            .field("series", &self.ws_latency.len())
+            .finish_non_exhaustive()
     }
 }
 
 impl MetricsObserver {
     /// Resolves every handle for `symbols`.
-    pub fn new(metrics: Arc<Metrics>, faults: FaultBoard, clock: Arc<dyn Clock>, symbols: &[Symbol]) -> Self {
+    pub fn new(
+        metrics: Arc<Metrics>,
+        faults: FaultBoard,
+        clock: Arc<dyn Clock>,
+        symbols: &[Symbol],
+    ) -> Self {
         let kinds = [StreamKind::Depth, StreamKind::Trade, StreamKind::BookTicker];
         let mut ws_latency = HashMap::new();
         for &s in symbols {
@@ -246,7 +253,12 @@ mod tests {
         let metrics = Arc::new(Metrics::new());
         let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(UnixNanos(1_000)));
         let faults = FaultBoard::new(&metrics, clock.clone());
-        let obs = MetricsObserver::new(metrics.clone(), faults.clone(), clock, &[sym("BTCUSDT"), sym("ETHUSDT")]);
+        let obs = MetricsObserver::new(
+            metrics.clone(),
+            faults.clone(),
+            clock,
+            &[sym("BTCUSDT"), sym("ETHUSDT")],
+        );
         // TC0: two books stale, one synced: still raised.
         obs.on_resync(sym("BTCUSDT"), StaleReason::Reconnect);
         obs.on_resync(sym("ETHUSDT"), StaleReason::Reconnect);

@@ -136,9 +136,14 @@ pub fn admin_command(cmd: AdminCommand, args: &AdminArgs) -> anyhow::Result<()> 
         AdminCommand::Resume => ("/resume", Some(serde_json::json!({}))),
         AdminCommand::CancelAll => ("/cancel-all", Some(serde_json::json!({}))),
         AdminCommand::RestartWs => ("/restart-ws", Some(serde_json::json!({}))),
-        AdminCommand::FallbackRest(v) => ("/fallback-rest", Some(serde_json::json!({ "on": v == OnOff::On }))),
+        AdminCommand::FallbackRest(v) => {
+            ("/fallback-rest", Some(serde_json::json!({ "on": v == OnOff::On })))
+        }
     };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting tokio")?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting tokio")?;
     let v = rt.block_on(crate::admin::call(&args.admin, path, token.as_deref(), body))?;
     let mut out = std::io::stdout().lock();
     if args.json {

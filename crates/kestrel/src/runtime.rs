@@ -38,7 +38,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, DepthSpeed, ExchangeEnv, OrderTransport, StrategyConfig, TakerOrderStyle};
+use crate::config::{
+    Config, DepthSpeed, ExchangeEnv, OrderTransport, StrategyConfig, TakerOrderStyle,
+};
 use crate::engine_thread::{self, EngineThreadConfig, EngineThreadIo};
 use crate::exec::{self, ExecDeps, JournalCallError};
 use crate::faults::{FaultBoard, FaultClass};
@@ -84,7 +86,8 @@ impl SharedJournal {
     {
         let inner = self.0.clone();
         tokio::task::spawn_blocking(move || {
-            let mut j = inner.lock().map_err(|_| JournalCallError::Worker("journal lock poisoned"))?;
+            let mut j =
+                inner.lock().map_err(|_| JournalCallError::Worker("journal lock poisoned"))?;
             f(&mut j).map_err(JournalCallError::from)
         })
         .await
@@ -122,7 +125,9 @@ pub fn engine_config(config: &Config) -> EngineConfig {
                     cooldown: p.cooldown,
                     order_qty: p.size,
                     style: match p.style {
-                        TakerOrderStyle::Ioc { slippage_bps } => EngineStyle::IocLimit { slippage_bps },
+                        TakerOrderStyle::Ioc { slippage_bps } => {
+                            EngineStyle::IocLimit { slippage_bps }
+                        }
                         TakerOrderStyle::Market => EngineStyle::Market,
                     },
                 }),
@@ -232,7 +237,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         config.endpoints.ws_api.clone(),
     );
     let mut rest_cfg = RestConfig::new(endpoints).with_credentials(creds);
-    rest_cfg.recv_window_ms = u64::try_from(config.execution.recv_window.as_millis()).unwrap_or(5_000);
+    rest_cfg.recv_window_ms =
+        u64::try_from(config.execution.recv_window.as_millis()).unwrap_or(5_000);
     rest_cfg.request_timeout = config.execution.request_timeout;
     rest_cfg.rate_limit_share_pct = config.execution.rate_limit_share_pct;
     rest_cfg.clock = clock.clone();
@@ -276,10 +282,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let seeded = reconcile_startup(&config, &rest, &journal, &*clock).await?;
 
     // Engine.
-    let next_seq = journal.call(|j| j.client_seq()).await.context("reading the client id sequence")? + 1;
+    let next_seq =
+        journal.call(|j| j.client_seq()).await.context("reading the client id sequence")? + 1;
     let ids = ClientIdGen::new(config.execution.client_id_prefix.as_str(), next_seq)
         .context("client id prefix")?;
-    let mut engine = Engine::new(engine_config(&config), &instruments, ids).context("engine config")?;
+    let mut engine =
+        Engine::new(engine_config(&config), &instruments, ids).context("engine config")?;
     for o in &seeded.adopted {
         if let Err(e) = engine.adopt_order(o) {
             tracing::warn!(client_id = %o.client_id, error = %e, "cannot adopt order");
@@ -300,8 +308,16 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let (snap_tx, snap_rx) = watch::channel(engine.snapshot());
     let engine_handle = engine_thread::spawn(
         engine,
-        EngineThreadIo { events: events_rx, actions: actions_tx, snapshots: snap_tx, stop: engine_stop.clone() },
-        EngineThreadConfig { budget: config.task_budgets.engine, publish_interval: PUBLISH_INTERVAL },
+        EngineThreadIo {
+            events: events_rx,
+            actions: actions_tx,
+            snapshots: snap_tx,
+            stop: engine_stop.clone(),
+        },
+        EngineThreadConfig {
+            budget: config.task_budgets.engine,
+            publish_interval: PUBLISH_INTERVAL,
+        },
         &metrics,
         faults.clone(),
         clock.clone(),
@@ -350,7 +366,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     tasks.spawn(timer(events_tx.clone(), clock.clone(), cancel.clone()));
 
     // Market data last.
-    let observer = Arc::new(MetricsObserver::new(metrics.clone(), faults.clone(), clock.clone(), &symbols));
+    let observer =
+        Arc::new(MetricsObserver::new(metrics.clone(), faults.clone(), clock.clone(), &symbols));
     let mut md_cfg = MarketDataConfig::new(config.endpoints.ws_stream.clone(), symbols.clone());
     md_cfg.streams.depth = Some(match config.market_data.depth_speed {
         DepthSpeed::Ms100 => market_data::DepthSpeed::Ms100,
@@ -384,10 +401,15 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         metrics,
         observer,
     };
-    let token = config.admin.token.as_ref().map(|t| Arc::new(crate::secrets::Secret::new(t.secret.expose().to_owned())));
-    let (admin_addr, admin_fut) = admin::serve(config.admin.listen, token, control.clone(), cancel.clone())
-        .await
-        .context("starting the admin API")?;
+    let token = config
+        .admin
+        .token
+        .as_ref()
+        .map(|t| Arc::new(crate::secrets::Secret::new(t.secret.expose().to_owned())));
+    let (admin_addr, admin_fut) =
+        admin::serve(config.admin.listen, token, control.clone(), cancel.clone())
+            .await
+            .context("starting the admin API")?;
     tasks.spawn(admin_fut);
     tracing::info!(admin = %admin_addr, symbols = symbols.len(), "kestrel running");
 
@@ -457,7 +479,12 @@ async fn timer(events: mpsc::Sender<Event>, clock: Arc<dyn Clock>, cancel: Cance
 }
 
 /// Once a second: `msg_lag_seconds`, rate-limit weight.
-async fn housekeeping(obs: Arc<MetricsObserver>, rest: RestClient, metrics: Arc<Metrics>, cancel: CancellationToken) {
+async fn housekeeping(
+    obs: Arc<MetricsObserver>,
+    rest: RestClient,
+    metrics: Arc<Metrics>,
+    cancel: CancellationToken,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
@@ -498,7 +525,8 @@ async fn reconcile_startup(
     let mut round = 0;
     loop {
         round += 1;
-        let journal_open = journal.call(|j| j.open_orders()).await.context("reading open orders")?;
+        let journal_open =
+            journal.call(|j| j.open_orders()).await.context("reading open orders")?;
         let exch_open: Vec<_> = rest
             .open_orders(None)
             .await
@@ -511,7 +539,9 @@ async fn reconcile_startup(
         for u in &exch_open {
             if !known.contains_key(&u.client_id) {
                 let id = u.client_id;
-                if let Some(o) = journal.call(move |j| j.order(&id)).await.context("reading the journal")? {
+                if let Some(o) =
+                    journal.call(move |j| j.order(&id)).await.context("reading the journal")?
+                {
                     known.insert(id, o);
                 }
             }
@@ -541,13 +571,20 @@ async fn reconcile_startup(
                 Err(e) if e.code() == Some(CODE_NO_SUCH_ORDER) => {
                     queried.push(QueryAnswer::NotFound { symbol, client_id })
                 }
-                Err(e) => tracing::warn!(client_id = %client_id, error = %e, "reconciliation query failed"),
+                Err(e) => {
+                    tracing::warn!(client_id = %client_id, error = %e, "reconciliation query failed")
+                }
             }
         }
         let mut trades = Vec::new();
         for &s in &symbols {
             for t in rest.my_trades(s, None, 1000).await.context("fetching myTrades")? {
-                trades.push(ExchangeTrade { symbol: t.symbol, order_id: t.order_id, side: t.side, fill: t.fill });
+                trades.push(ExchangeTrade {
+                    symbol: t.symbol,
+                    order_id: t.order_id,
+                    side: t.side,
+                    fill: t.fill,
+                });
             }
         }
         let balances = rest.account().await.context("fetching the account")?;
@@ -559,12 +596,16 @@ async fn reconcile_startup(
             journal_fills.iter().map(|f| (f.symbol, f.fill.trade_id.0)).collect();
         let mut looked_up = HashSet::new();
         for t in &trades {
-            if booked.contains(&(t.symbol, t.fill.trade_id.0)) || !looked_up.insert((t.symbol, t.order_id)) {
+            if booked.contains(&(t.symbol, t.fill.trade_id.0))
+                || !looked_up.insert((t.symbol, t.order_id))
+            {
                 continue;
             }
             let (s, oid) = (t.symbol, t.order_id);
-            if let Some(o) =
-                journal.call(move |j| j.order_by_exchange_id(&s, oid)).await.context("reading the journal")?
+            if let Some(o) = journal
+                .call(move |j| j.order_by_exchange_id(&s, oid))
+                .await
+                .context("reading the journal")?
             {
                 known.entry(o.client_id).or_insert(o);
             }
@@ -600,7 +641,8 @@ async fn reconcile_startup(
             foreign_orders = plan.foreign_orders,
             "reconciled with the exchange"
         );
-        let requery = plan.decisions.iter().any(|d| matches!(d, reconcile::Decision::Requery { .. }));
+        let requery =
+            plan.decisions.iter().any(|d| matches!(d, reconcile::Decision::Requery { .. }));
         if requery && round < RECONCILE_ROUNDS {
             // An intent younger than recvWindow may still reach the exchange: wait until it no
             // longer can, then decide for good.
@@ -634,6 +676,6 @@ async fn reconcile_startup(
             seeded.positions.push((p.symbol, p.base, avg));
         }
         seeded.cancels = plan.cancels().collect();
-            return Ok(seeded);
+        return Ok(seeded);
     }
 }

@@ -34,7 +34,11 @@ impl StatusLine {
         let mut out = String::new();
         for s in &snap.symbols {
             let prev = self.prev_signals.insert(s.symbol, s.signals).unwrap_or(s.signals);
-            let rate = if elapsed_secs > 0.0 { (s.signals - prev.min(s.signals)) as f64 / elapsed_secs } else { 0.0 };
+            let rate = if elapsed_secs > 0.0 {
+                (s.signals - prev.min(s.signals)) as f64 / elapsed_secs
+            } else {
+                0.0
+            };
             let state = match s.book_state {
                 BookState::Synced => "ok",
                 _ => "STALE",
@@ -112,7 +116,10 @@ mod tests {
                     task_latency_seconds_bucket{le=\"+Inf\",task=\"engine\"} 100\n\
                     task_latency_seconds_bucket{le=\"0.00001\",task=\"exec\"} 1\n";
         // TC0: 96 of 100 are ≤ 100 µs.
-        assert_eq!(p95_from_openmetrics(text, "task_latency_seconds", "task=\"engine\""), Some(0.0001));
+        assert_eq!(
+            p95_from_openmetrics(text, "task_latency_seconds", "task=\"engine\""),
+            Some(0.0001)
+        );
         // TC1: no samples → none.
         assert_eq!(p95_from_openmetrics("", "task_latency_seconds", "task=\"engine\""), None);
         assert_eq!(trim("65000.12000000"), "65000.12");

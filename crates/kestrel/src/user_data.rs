@@ -152,14 +152,18 @@ async fn resync(deps: &UserDataDeps, reason: ResyncReason) -> bool {
     }
     if reason != ResyncReason::Initial {
         let journal_open = deps.journal.call(|j| j.open_orders()).await.unwrap_or_default();
-        for o in journal_open.iter().filter(|o| o.status.is_open() && !listed.contains(&o.client_id)) {
+        for o in
+            journal_open.iter().filter(|o| o.status.is_open() && !listed.contains(&o.client_id))
+        {
             match deps.gateway.query(o.symbol, OrderRef::Client(o.client_id)).await {
                 Ok(u) => {
                     if !on_order(deps, u).await {
                         return false;
                     }
                 }
-                Err(e) => tracing::warn!(client_id = %o.client_id, error = %e, "resync query failed"),
+                Err(e) => {
+                    tracing::warn!(client_id = %o.client_id, error = %e, "resync query failed")
+                }
             }
         }
     }

@@ -104,7 +104,10 @@ async fn scenario_s02_kill_after_fill_restart() {
         assert_open_orders_known(&rest, &journal).await;
         eprintln!("kill {}/{n}: {} orders accepted so far", i + 1, sim.stats().orders_accepted);
     }
-    assert!(kills_after_orders * 2 >= n, "too few kills hit the order flow ({kills_after_orders}/{n})");
+    assert!(
+        kills_after_orders * 2 >= n,
+        "too few kills hit the order flow ({kills_after_orders}/{n})"
+    );
 
     // A final clean run reconciles everything, then stops on SIGTERM.
     let (mut child, rx) = spawn_bot(&config);

@@ -81,17 +81,26 @@ pub async fn assert_open_orders_known(rest: &RestClient, journal: &Path) {
     let j = Journal::open(journal).unwrap();
     for o in &open {
         let known = j.order(&o.client_id).unwrap();
-        assert!(known.is_some(), "open order {} at the exchange is not in the journal", o.client_id);
+        assert!(
+            known.is_some(),
+            "open order {} at the exchange is not in the journal",
+            o.client_id
+        );
     }
 }
 
 /// The full consistency check after a clean stop: fills in the journal == trades at the
 /// exchange (by trade id), one exchange order per client id, open orders known, and positions
 /// (journal fills) == balance changes at the exchange (commission in the base asset counted).
-pub async fn assert_journal_matches_exchange(sim: &SimHandle, rest: &RestClient, journal: &Path) -> usize {
+pub async fn assert_journal_matches_exchange(
+    sim: &SimHandle,
+    rest: &RestClient,
+    journal: &Path,
+) -> usize {
     let j = Journal::open(journal).unwrap();
     let fills = j.all_fills().unwrap();
-    let journal_trades: HashSet<(Symbol, u64)> = fills.iter().map(|f| (f.symbol, f.fill.trade_id.0)).collect();
+    let journal_trades: HashSet<(Symbol, u64)> =
+        fills.iter().map(|f| (f.symbol, f.fill.trade_id.0)).collect();
     assert_eq!(journal_trades.len(), fills.len(), "a fill is journaled twice");
     let mut exchange_trades = HashSet::new();
     let mut order_ids = HashSet::new();
@@ -109,9 +118,7 @@ pub async fn assert_journal_matches_exchange(sim: &SimHandle, rest: &RestClient,
     for oid in &order_ids {
         let owners: Vec<_> = fills
             .iter()
-            .filter(|f| {
-                j.order(&f.client_id).unwrap().and_then(|o| o.order_id) == Some(*oid)
-            })
+            .filter(|f| j.order(&f.client_id).unwrap().and_then(|o| o.order_id) == Some(*oid))
             .map(|f| f.client_id)
             .collect::<HashSet<_>>()
             .into_iter()
@@ -119,7 +126,11 @@ pub async fn assert_journal_matches_exchange(sim: &SimHandle, rest: &RestClient,
         assert!(owners.len() <= 1, "exchange order {oid:?} maps to several client ids: {owners:?}");
     }
     for o in open_orders(rest).await {
-        assert!(j.order(&o.client_id).unwrap().is_some(), "open order {} unknown to the journal", o.client_id);
+        assert!(
+            j.order(&o.client_id).unwrap().is_some(),
+            "open order {} unknown to the journal",
+            o.client_id
+        );
     }
     // Positions: journal fills vs balance deltas.
     let balances = sim.balances("demo").unwrap();
@@ -136,7 +147,8 @@ pub async fn assert_journal_matches_exchange(sim: &SimHandle, rest: &RestClient,
                 expected = expected.checked_sub(f.fill.commission).unwrap();
             }
         }
-        let (free, locked) = balances.get(asset).copied().unwrap_or((Notional::ZERO, Notional::ZERO));
+        let (free, locked) =
+            balances.get(asset).copied().unwrap_or((Notional::ZERO, Notional::ZERO));
         let now = free.checked_add(locked).unwrap();
         let initial: Notional = initial.parse().unwrap();
         assert_eq!(

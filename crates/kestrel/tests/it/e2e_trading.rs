@@ -50,13 +50,19 @@ async fn e2e_bot_trades_against_sim_and_journal_matches_exchange() {
         &journal,
         "127.0.0.1:0".parse().unwrap(),
     );
-    let config = Config::from_toml(&toml, std::path::Path::new("e2e.toml"), &std::collections::HashMap::new()).unwrap();
+    let config = Config::from_toml(
+        &toml,
+        std::path::Path::new("e2e.toml"),
+        &std::collections::HashMap::new(),
+    )
+    .unwrap();
     let running = runtime::start(config).await.unwrap();
     let base = format!("http://{}", running.admin_addr);
     let control = running.control.clone();
 
     // Trades: fills reach the engine (positions move, order flow on at least two symbols).
-    let fills = |c: &runtime::Control| SYMBOLS.iter().map(|s| c.metrics.fills(sym(s)).get()).sum::<u64>();
+    let fills =
+        |c: &runtime::Control| SYMBOLS.iter().map(|s| c.metrics.fills(sym(s)).get()).sum::<u64>();
     wait_until("5 fills", TRADE_TIMEOUT, || fills(&control) >= 5).await;
 
     // Status: every symbol, synced books, open orders listed.
@@ -84,8 +90,14 @@ async fn e2e_bot_trades_against_sim_and_journal_matches_exchange() {
     ] {
         assert!(text.contains(name), "/metrics lacks {name}");
     }
-    assert!(text.contains("task_latency_seconds_count{task=\"engine\"}"), "no engine latency samples");
-    assert!(text.contains("process_resident_memory_bytes") || text.contains("resident"), "no process metrics");
+    assert!(
+        text.contains("task_latency_seconds_count{task=\"engine\"}"),
+        "no engine latency samples"
+    );
+    assert!(
+        text.contains("process_resident_memory_bytes") || text.contains("resident"),
+        "no process metrics"
+    );
 
     // Halt → snapshot halted; resume → not halted.
     let (code, v) = post(&base, "/halt", "{}").await;
