@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod cli;
-mod journal_crash;
 mod e2e_crash;
 mod e2e_support;
 mod e2e_trading;
+mod journal_crash;
