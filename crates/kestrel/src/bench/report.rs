@@ -247,6 +247,9 @@ impl BenchReport {
 }
 
 #[cfg(test)]
+pub(crate) use tests::sample;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -355,6 +358,3 @@ mod tests {
         assert_eq!(BenchReport::load(&path).unwrap(), sample());
     }
 }
-
-#[cfg(test)]
-pub(crate) use tests::sample;
