@@ -115,8 +115,8 @@ async fn on_order(deps: &UserDataDeps, u: OrderUpdate) -> bool {
             if r.fill_new {
                 deps.metrics.fills(u.symbol).inc();
             }
-            // A replayed report whose fill is already booked carries nothing new.
-            !(u.fill.is_some() && !r.fill_new)
+            // Forward unless it is a replayed report whose fill is already booked (nothing new).
+            u.fill.is_none() || r.fill_new
         }
         // Not ours (another bot on the account): the engine counts it and ignores it.
         Err(JournalCallError::Journal(JournalError::UnknownOrder(_))) => true,
