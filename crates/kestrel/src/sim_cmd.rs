@@ -1,5 +1,5 @@
 //! `kestrel sim`: serves the Binance-compatible simulator (`kestrel-sim`) for humans and for
-//! `kestrel run --config examples/sim.toml`, printing the base URLs and the demo credentials.
+//! `kestrel run --config examples/bot-sim.toml`, printing the base URLs and the demo credentials.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -14,7 +14,7 @@ pub struct SimArgs {
     /// (BTCUSDT/ETHUSDT/BNBUSDT, funded demo account) when absent.
     #[arg(long, short, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Address to listen on. A fixed default port so humans and `examples/sim.toml` agree.
+    /// Address to listen on. A fixed default port so humans and `examples/bot-sim.toml` (env = "sim") agree.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8765")]
     pub listen: String,
 }
