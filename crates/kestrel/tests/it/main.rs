@@ -6,3 +6,4 @@ mod e2e_crash;
 mod e2e_support;
 mod e2e_trading;
 mod journal_crash;
+mod ops_prometheus;
