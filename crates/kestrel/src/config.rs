@@ -254,6 +254,7 @@ struct RawExecution {
     request_timeout_ms: Option<u64>,
     rate_limit_share_pct: Option<u32>,
     client_id_prefix: Option<String>,
+    clock_check_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -539,6 +540,8 @@ pub struct ExecutionConfig {
     pub rate_limit_share_pct: u8,
     /// Prefix of every client order id; reconciliation touches only orders carrying it.
     pub client_id_prefix: ClientIdPrefix,
+    /// How often the exchange clock offset is re-measured (raises/clears `CLOCK_SKEW`).
+    pub clock_check_interval: Duration,
 }
 
 /// Startup reconciliation.
@@ -1189,7 +1192,15 @@ fn validate_execution(raw: RawExecution) -> Result<ExecutionConfig, ConfigError>
     let client_id_prefix = ClientIdPrefix::new(prefix_text).map_err(|reason| {
         ConfigError::invalid("execution.client_id_prefix", format!("{prefix_text:?}: {reason}"))
     })?;
+    let clock_check_interval = Duration::from_secs(raw.clock_check_secs.unwrap_or(60));
+    if clock_check_interval.is_zero() {
+        return Err(ConfigError::invalid(
+            "execution.clock_check_secs",
+            "must be greater than zero",
+        ));
+    }
     Ok(ExecutionConfig {
+        clock_check_interval,
         order_transport: raw.order_transport.unwrap_or(OrderTransport::Rest),
         recv_window: Duration::from_millis(recv),
         request_timeout,

@@ -192,6 +192,7 @@ impl Gateway {
                     .observe(rt.as_secs_f64());
                 self.count(req.symbol, OrderOutcome::Accepted);
                 self.deps.faults.clear(FaultClass::RATE_LIMITED);
+                self.deps.faults.clear(FaultClass::IP_BANNED);
                 let update = placed.update;
                 if let Err(e) = self.deps.journal.call(move |j| j.record_ack(&update)).await {
                     self.journal_failed("record ack", &e);

@@ -10,11 +10,16 @@
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use kestrel_binance::rest::RestClient;
+use kestrel_engine::EngineSnapshot;
 use kestrel_model::{Clock, UnixNanos};
 use prometheus_client::encoding::{EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 
@@ -92,7 +97,7 @@ fault_classes! {
     ORDER_UNKNOWN => "ORDER_UNKNOWN", P0;
     /// Local clock and exchange clock differ beyond the `recvWindow` margin (or -1021 seen).
     CLOCK_SKEW => "CLOCK_SKEW", P1;
-    /// The drawdown kill switch (or an operator `halt`) stopped trading.
+    /// The drawdown kill switch stopped trading (latched until an operator `resume`).
     KILL_SWITCH => "KILL_SWITCH", P0;
     /// The user data stream (execution reports) is disconnected or its listenKey expired.
     USER_STREAM_DOWN => "USER_STREAM_DOWN", P1;
@@ -262,6 +267,82 @@ impl FaultBoard {
                 })
             })
             .collect()
+    }
+}
+
+/// What [`watch`] follows: the engine (for `KILL_SWITCH`) and the exchange clock (for
+/// `CLOCK_SKEW`), the two level-triggered classes no single component owns.
+#[derive(Debug, Clone)]
+pub struct WatchDeps {
+    /// The engine's published state; `kill_switch` drives `KILL_SWITCH`.
+    pub snapshots: watch::Receiver<EngineSnapshot>,
+    /// Re-measures the exchange clock offset (one weight-1 `GET /api/v3/time` per check; the
+    /// measured offset is also what signed requests use from then on).
+    pub rest: RestClient,
+    /// Where the classes go.
+    pub faults: FaultBoard,
+    /// `CLOCK_SKEW` is raised while |offset| exceeds this (half the `recvWindow`: beyond it a
+    /// signed request's timestamp can fall outside the window on a slow path).
+    pub clock_margin: Duration,
+    /// How often the offset is re-measured (`execution.clock_check_secs`).
+    pub clock_check_every: Duration,
+}
+
+/// Raises `KILL_SWITCH` while the engine's drawdown kill switch is tripped (it is latched in
+/// the engine until an operator `resume`) and clears it when it is re-armed; raises or clears
+/// `CLOCK_SKEW` after each clock measurement. Runs until `cancel` or until the engine's
+/// snapshot channel closes. An operator `halt` alone is not a fault: it is the operator's own
+/// action, shown as `halted` in `kestrel status`.
+pub async fn watch(mut deps: WatchDeps, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(deps.clock_check_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick completes at once; start-up has just measured the offset itself.
+    tick.tick().await;
+    follow_kill_switch(&deps.snapshots.borrow_and_update(), &deps.faults);
+    loop {
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => break,
+            changed = deps.snapshots.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                follow_kill_switch(&deps.snapshots.borrow_and_update(), &deps.faults);
+            }
+            _ = tick.tick() => check_clock(&deps.rest, &deps.faults, deps.clock_margin).await,
+        }
+    }
+}
+
+/// `KILL_SWITCH` follows `snap.kill_switch`.
+fn follow_kill_switch(snap: &EngineSnapshot, faults: &FaultBoard) {
+    faults.set(
+        FaultClass::KILL_SWITCH,
+        snap.kill_switch,
+        format_args!(
+            "drawdown kill switch tripped: PnL {} against baseline {} (resume re-arms it)",
+            snap.pnl, snap.pnl_baseline
+        ),
+    );
+}
+
+/// Re-measures the exchange clock offset and sets `CLOCK_SKEW` from it. A failed measurement
+/// changes nothing (the REST error has its own classes).
+pub async fn check_clock(rest: &RestClient, faults: &FaultBoard, margin: Duration) {
+    match rest.sync_time().await {
+        Ok(offset_ns) => {
+            let skewed = u128::from(offset_ns.unsigned_abs()) > margin.as_nanos();
+            faults.set(
+                FaultClass::CLOCK_SKEW,
+                skewed,
+                format_args!(
+                    "exchange clock offset {} ms exceeds the {} ms margin",
+                    offset_ns / 1_000_000,
+                    margin.as_millis()
+                ),
+            );
+        }
+        Err(e) => tracing::debug!(error = %e, "clock offset check failed"),
     }
 }
 

@@ -393,6 +393,18 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let md = Arc::new(md);
     tasks.spawn(housekeeping(observer.clone(), rest.clone(), metrics.clone(), cancel.clone()));
 
+    // KILL_SWITCH follows the engine; CLOCK_SKEW follows periodic clock measurements.
+    tasks.spawn(crate::faults::watch(
+        crate::faults::WatchDeps {
+            snapshots: snap_rx.clone(),
+            rest: rest.clone(),
+            faults: faults.clone(),
+            clock_margin: config.execution.recv_window / 2,
+            clock_check_every: config.execution.clock_check_interval,
+        },
+        cancel.clone(),
+    ));
+
     let control = Control {
         events: events_tx,
         snapshots: snap_rx,
