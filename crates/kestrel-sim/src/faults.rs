@@ -82,6 +82,16 @@ pub enum Fault {
         /// Number of placements affected.
         orders: u32,
     },
+    /// Refuse new WebSocket connections of `kind` (`"stream"`, `"ws_api"`, or every kind when
+    /// absent) with HTTP 503 for `duration_ms` from now: an endpoint outage. Open connections
+    /// are not touched (drop them with `drop_connections`).
+    RefuseConnections {
+        /// `"stream"` or `"ws_api"`; `None`: both.
+        #[serde(default)]
+        kind: Option<String>,
+        /// How long upgrades are refused.
+        duration_ms: u64,
+    },
     /// Remove every pending REST fault and connection delay/silence, and the clock skew.
     Clear,
 }
@@ -100,6 +110,7 @@ impl Fault {
             Self::StallRest { .. } => "stall_rest",
             Self::ClockSkew { .. } => "clock_skew",
             Self::SwallowOrderResponse { .. } => "swallow_order_response",
+            Self::RefuseConnections { .. } => "refuse_connections",
             Self::Clear => "clear",
         }
     }
@@ -128,6 +139,8 @@ pub(crate) struct RestFaults {
     pub stall: Option<(Duration, u32)>,
     /// Order placements still to swallow.
     pub swallow_orders: u32,
+    /// `(kind or every kind, until)`: WebSocket upgrades refused until then.
+    pub refuse_connections: Option<(Option<String>, std::time::Instant)>,
 }
 
 impl RestFaults {
@@ -151,6 +164,17 @@ impl RestFaults {
             self.stall = None;
         }
         Some(out)
+    }
+
+    /// Whether a new WebSocket connection of `kind` is refused now (the fault expires by
+    /// itself).
+    pub fn refuses(&mut self, kind: &str) -> bool {
+        let Some((k, until)) = &self.refuse_connections else { return false };
+        if std::time::Instant::now() >= *until {
+            self.refuse_connections = None;
+            return false;
+        }
+        k.as_deref().is_none_or(|k| k == kind)
     }
 
     /// Consumes one swallowed order.
@@ -238,4 +262,48 @@ pub struct ConnectionInfo {
     pub kind: String,
     /// Remote address.
     pub peer: String,
+}
+
+/// The answer to a refused WebSocket upgrade (`refuse_connections`).
+pub(crate) fn refused_upgrade() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(serde_json::json!({
+            "code": -1001,
+            "msg": "Service unavailable (connection refused by kestrel-sim fault injection)."
+        })),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuse_connections_matches_kind_and_expires() {
+        let far = std::time::Instant::now() + Duration::from_secs(60);
+        // TC0: one kind refused, the other not.
+        let mut f = RestFaults {
+            refuse_connections: Some((Some("ws_api".into()), far)),
+            ..RestFaults::default()
+        };
+        assert!(f.refuses("ws_api"));
+        assert!(!f.refuses("stream"));
+        // TC1: no kind: every kind.
+        f.refuse_connections = Some((None, far));
+        assert!(f.refuses("stream") && f.refuses("ws_api"));
+        // TC2: expired: removed.
+        f.refuse_connections = Some((None, std::time::Instant::now()));
+        assert!(!f.refuses("stream"));
+        assert!(f.refuse_connections.is_none());
+        // TC3: the JSON form.
+        let v: Fault = serde_json::from_str(
+            r#"{"type":"refuse_connections","kind":"ws_api","duration_ms":500}"#,
+        )
+        .unwrap();
+        assert_eq!(v, Fault::RefuseConnections { kind: Some("ws_api".into()), duration_ms: 500 });
+        assert_eq!(v.name(), "refuse_connections");
+    }
 }

@@ -143,6 +143,13 @@ impl Shared {
             }
             Fault::ClockSkew { offset_ms } => self.clock.set_skew_ms(*offset_ms),
             Fault::SwallowOrderResponse { orders } => lock(&self.faults).swallow_orders += orders,
+            Fault::RefuseConnections { kind, duration_ms } => {
+                if kind.as_deref().is_some_and(|k| k != "stream" && k != "ws_api") {
+                    return Err(FaultError::Invalid("kind must be \"stream\" or \"ws_api\""));
+                }
+                let until = std::time::Instant::now() + Duration::from_millis(*duration_ms);
+                lock(&self.faults).refuse_connections = Some((kind.clone(), until));
+            }
             Fault::Clear => {
                 *lock(&self.faults) = RestFaults::default();
                 self.clock.set_skew_ms(0);

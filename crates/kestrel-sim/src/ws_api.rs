@@ -34,6 +34,9 @@ pub(crate) async fn upgrade(
     State(sh): State<Arc<Shared>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
 ) -> Response {
+    if lock(&sh.faults).refuses("ws_api") {
+        return crate::faults::refused_upgrade();
+    }
     let now = sh.clock.now_ms();
     let charged = lock(&sh.limits).charge(peer.ip(), CONNECT_WEIGHT, now);
     if let Err((e, _)) = charged {

@@ -40,6 +40,9 @@ fn start(
     streams: Vec<String>,
     combined: bool,
 ) -> Response {
+    if lock(&sh.faults).refuses("stream") {
+        return crate::faults::refused_upgrade();
+    }
     {
         let ex = lock(&sh.ex);
         if let Some(bad) = streams.iter().find(|s| !valid_stream(&ex, s)) {
