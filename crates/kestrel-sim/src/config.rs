@@ -50,6 +50,49 @@ pub struct SimConfig {
     /// WebSocket connection policy (pings, message rate, lifetime).
     #[serde(default)]
     pub ws: WsConfig,
+    /// Rate-driven market for benchmarks: when set (and `manual_market` is false), one driver
+    /// task paces depth diffs, trades and bookTickers for every symbol at these per-symbol
+    /// rates instead of the per-symbol `update_interval_ms` timers.
+    #[serde(default)]
+    pub market_rates: Option<MarketRates>,
+}
+
+/// Per-symbol market-data message rates of the rate-driven market ([`SimConfig::market_rates`]).
+///
+/// Each rate applies to every symbol. A depth step is a full market step without its random
+/// tape trade (random walk, background requote, one `@depth@100ms` diff, a `bookTicker` if the
+/// top changed); a trade is one background market order (`@trade` and `@aggTrade` for each
+/// level it takes); a bookTicker is the current top published unconditionally. The driver
+/// catches up at most one second of backlog, so a saturated simulator sends less than asked
+/// rather than bursting: the client's received count is the figure to trust.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarketRates {
+    /// Depth steps per second per symbol (each publishes one `@depth@100ms` diff).
+    #[serde(default)]
+    pub depth_per_s: u32,
+    /// Background trades per second per symbol.
+    #[serde(default)]
+    pub trades_per_s: u32,
+    /// Unconditional `bookTicker` events per second per symbol.
+    #[serde(default)]
+    pub book_ticker_per_s: u32,
+    /// Driver period in ms (default 1): work owed since the last tick is done in one batch.
+    #[serde(default = "default_driver_tick_ms")]
+    pub tick_ms: u64,
+}
+
+fn default_driver_tick_ms() -> u64 {
+    1
+}
+
+impl MarketRates {
+    /// Total messages per second per symbol the rates ask for (depth + trades + bookTicker).
+    pub fn per_symbol_total(&self) -> u64 {
+        u64::from(self.depth_per_s)
+            + u64::from(self.trades_per_s)
+            + u64::from(self.book_ticker_per_s)
+    }
 }
 
 fn default_seed() -> u64 {
@@ -363,6 +406,7 @@ impl SimConfig {
             }],
             limits: LimitsConfig::default(),
             ws: WsConfig::default(),
+            market_rates: None,
         }
     }
 
@@ -426,6 +470,20 @@ impl SimConfig {
         }
         if self.ws.channel_capacity == 0 {
             return Err(SimError::InvalidConfig("ws.channel_capacity must be > 0".into()));
+        }
+        if let Some(r) = &self.market_rates {
+            if r.tick_ms == 0 || r.tick_ms > 1000 {
+                return Err(SimError::InvalidConfig(
+                    "market_rates.tick_ms must be within 1..=1000".into(),
+                ));
+            }
+            if r.per_symbol_total() == 0 {
+                return Err(SimError::InvalidConfig(
+                    "market_rates: at least one of depth_per_s, trades_per_s, \
+                     book_ticker_per_s must be > 0"
+                        .into(),
+                ));
+            }
         }
         Ok(ValidConfig { seed: self.seed, symbols, accounts })
     }
@@ -618,6 +676,30 @@ mod tests {
         let v = c.validate().unwrap();
         assert_eq!(v.symbols.len(), 3);
         assert_eq!(c.accounts[0].api_keys[0].api_key, DEMO_HMAC_API_KEY);
+    }
+
+    #[test]
+    fn market_rates_parse_and_validate() {
+        let base = toml::to_string(&SimConfig::default_market()).unwrap();
+        // TC0: rates given: parsed, tick defaults to 1 ms.
+        let text = format!("{base}\n[market_rates]\ndepth_per_s = 50\ntrades_per_s = 20\n");
+        let c = SimConfig::from_toml_str(&text).unwrap();
+        let r = c.market_rates.unwrap();
+        assert_eq!((r.depth_per_s, r.trades_per_s, r.book_ticker_per_s, r.tick_ms), (50, 20, 0, 1));
+        assert_eq!(r.per_symbol_total(), 70);
+        c.validate().unwrap();
+        // TC1: all rates zero: refused.
+        let text = format!("{base}\n[market_rates]\ndepth_per_s = 0\n");
+        let e = SimConfig::from_toml_str(&text).unwrap().validate().unwrap_err().to_string();
+        assert!(e.contains("market_rates"), "{e}");
+        // TC2: zero tick: refused.
+        let text = format!("{base}\n[market_rates]\ndepth_per_s = 1\ntick_ms = 0\n");
+        let e = SimConfig::from_toml_str(&text).unwrap().validate().unwrap_err().to_string();
+        assert!(e.contains("tick_ms"), "{e}");
+        // TC3: unknown field named.
+        let text = format!("{base}\n[market_rates]\ndepth_hz = 1\n");
+        let e = SimConfig::from_toml_str(&text).unwrap_err().to_string();
+        assert!(e.contains("depth_hz"), "{e}");
     }
 
     #[test]

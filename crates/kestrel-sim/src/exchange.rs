@@ -1338,6 +1338,12 @@ impl Exchange {
     /// fill user orders the new mid crosses, requote the background levels, maybe print a tape
     /// trade, then publish the 100 ms diff (and every `slow_every` steps the 1 s diff).
     pub fn step(&mut self, sym: usize, now: u64) {
+        self.step_with(sym, now, true);
+    }
+
+    /// [`Exchange::step`], with the random tape trade only if `tape_trade` (the rate-driven
+    /// market paces trades separately with [`Exchange::market_trade`]).
+    pub fn step_with(&mut self, sym: usize, now: u64, tape_trade: bool) {
         use rand::Rng;
         self.counters.market_steps += 1;
         let (max_move, half, gap, levels) = {
@@ -1396,7 +1402,7 @@ impl Exchange {
         }
         self.requote(sym, now);
         let (pct, tq) = (self.symbols[sym].cfg.trade_pct, self.symbols[sym].cfg.trade_qty);
-        if pct > 0 && self.rng.gen_range(0..100) < pct {
+        if tape_trade && pct > 0 && self.rng.gen_range(0..100) < pct {
             let side = if self.rng.gen_bool(0.5) { Side::Buy } else { Side::Sell };
             let _ = self.place(
                 TAKER,
@@ -1422,6 +1428,37 @@ impl Exchange {
             self.flush_depth(sym, true, now);
         }
         self.finish(sym, now);
+    }
+
+    /// One background market trade of `trade_qty` on a random side (publishes `@trade` /
+    /// `@aggTrade` per level taken, the book diff with the next step, bookTicker if the top
+    /// moved). Used by the rate-driven market.
+    pub fn market_trade(&mut self, sym: usize, now: u64) {
+        use rand::Rng;
+        let tq = self.symbols[sym].cfg.trade_qty;
+        let side = if self.rng.gen_bool(0.5) { Side::Buy } else { Side::Sell };
+        let _ = self.place(
+            TAKER,
+            sym,
+            NewOrder {
+                side,
+                kind: OrderType::Market,
+                tif: TimeInForce::Gtc,
+                price: None,
+                qty: Some(tq),
+                quote_qty: None,
+                client_id: None,
+                stp: Some(StpMode::None),
+            },
+            now,
+        );
+    }
+
+    /// Publishes `sym`'s current top as a `bookTicker` even if it did not change (the
+    /// rate-driven market's bookTicker cadence).
+    pub fn book_ticker_now(&mut self, sym: usize) {
+        self.symbols[sym].last_top = (None, None);
+        self.publish_book_ticker(sym);
     }
 
     fn requote_clear(&mut self, sym: usize) {

@@ -67,7 +67,9 @@ pub mod wire;
 mod ws_api;
 mod ws_streams;
 
-pub use config::{AccountConfig, ApiKeyConfig, LimitsConfig, SimConfig, SymbolConfig, WsConfig};
+pub use config::{
+    AccountConfig, ApiKeyConfig, LimitsConfig, MarketRates, SimConfig, SymbolConfig, WsConfig,
+};
 pub use error::{ApiError, SimError};
 pub use faults::{ConnectionInfo, Fault, FaultError, SimStats};
 pub use server::{Sim, SimHandle};

@@ -238,7 +238,10 @@ impl Sim {
                 tracing::error!(error = %e, "sim: server stopped with an error");
             }
         }));
-        if !config.manual_market {
+        if let (false, Some(rates)) = (config.manual_market, config.market_rates) {
+            let sh = shared.clone();
+            tasks.push(tokio::spawn(drive_rates(sh, rates)));
+        } else if !config.manual_market {
             for (i, s) in valid.symbols.iter().enumerate() {
                 let sh = shared.clone();
                 let every = Duration::from_millis(s.update_interval_ms);
@@ -260,6 +263,55 @@ impl Sim {
         }
         tracing::info!(%local, "sim: listening");
         Ok(SimHandle { shared, addr: local, tasks })
+    }
+}
+
+/// How many events of one kind are owed after `elapsed` at `rate` per second, given `done`
+/// so far; a backlog beyond one second's worth is forgiven (returned as the new `done` floor)
+/// so a stalled driver does not burst. Returns `(to_do_now, new_done)`.
+pub(crate) fn owed(rate: u32, elapsed: Duration, done: u64) -> (u64, u64) {
+    let due = (u128::from(rate) * elapsed.as_nanos() / 1_000_000_000) as u64;
+    let floor = due.saturating_sub(u64::from(rate));
+    let done = done.max(floor);
+    (due.saturating_sub(done), due.max(done))
+}
+
+/// The rate-driven market ([`crate::config::MarketRates`]): every `tick_ms`, does the depth
+/// steps, trades and bookTickers each symbol owes since the start, interleaved across symbols,
+/// under one lock per tick.
+async fn drive_rates(sh: Arc<Shared>, rates: crate::config::MarketRates) {
+    let mut tick = tokio::time::interval(Duration::from_millis(rates.tick_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let start = tokio::time::Instant::now();
+    let (mut depth_done, mut trades_done, mut bt_done) = (0u64, 0u64, 0u64);
+    loop {
+        tokio::select! {
+            biased;
+            () = sh.cancel.cancelled() => break,
+            _ = tick.tick() => {
+                let elapsed = start.elapsed();
+                let (depth, d) = owed(rates.depth_per_s, elapsed, depth_done);
+                let (trades, t) = owed(rates.trades_per_s, elapsed, trades_done);
+                let (bts, b) = owed(rates.book_ticker_per_s, elapsed, bt_done);
+                (depth_done, trades_done, bt_done) = (d, t, b);
+                let now = sh.clock.now_ms();
+                let mut ex = lock(&sh.ex);
+                let n = ex.symbols.len();
+                for round in 0..depth.max(trades).max(bts) {
+                    for sym in 0..n {
+                        if round < trades {
+                            ex.market_trade(sym, now);
+                        }
+                        if round < depth {
+                            ex.step_with(sym, now, false);
+                        }
+                        if round < bts {
+                            ex.book_ticker_now(sym);
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -427,5 +479,25 @@ async fn post_step(State(sh): State<Arc<Shared>>, body: axum::body::Bytes) -> Re
             (axum::http::StatusCode::BAD_REQUEST, Json(serde_json::json!({"error": e.to_string()})))
                 .into_response()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owed_table() {
+        let ms = Duration::from_millis;
+        // TC0: nothing due yet.
+        assert_eq!(owed(100, ms(5), 0), (0, 0));
+        // TC1: 100/s for 250 ms = 25 due.
+        assert_eq!(owed(100, ms(250), 0), (25, 25));
+        // TC2: already done 20: 5 more.
+        assert_eq!(owed(100, ms(250), 20), (5, 25));
+        // TC3: 10 s behind at 100/s: only one second (100) is caught up.
+        assert_eq!(owed(100, ms(10_000), 0), (100, 1000));
+        // TC4: rate 0 never owes.
+        assert_eq!(owed(0, ms(10_000), 0), (0, 0));
     }
 }

@@ -32,7 +32,8 @@ struct Cli {
 enum Command {
     /// Validate a config file and print the result (secrets show only whether they are set).
     CheckConfig(CheckConfigArgs),
-    /// Benchmark tooling: compare a report with the baseline (the CI perf gate).
+    /// End-to-end benchmark (`bench run`: simulator + bot as child processes) and the CI perf
+    /// gate (`bench assert`: compare a report with the baseline).
     Bench(kestrel::bench_cmd::BenchArgs),
     /// Run the bot with a config file until Ctrl-C or SIGTERM (graceful shutdown).
     Run(kestrel::run_cmd::RunArgs),

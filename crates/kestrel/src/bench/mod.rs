@@ -4,9 +4,13 @@
 
 /// The gate: absolute limits, regression vs baseline, markdown table (pure).
 pub mod gate;
+/// Reading `/metrics` (OpenMetrics text): counters, histogram buckets, percentiles.
+pub mod openmetrics;
 /// Process CPU / RSS / FD sampling from `/proc/<pid>`.
 pub mod proc_stats;
 /// The JSON report schema (`schema_version` 1).
 pub mod report;
+/// `kestrel bench run`: simulator and bot as child processes, measured window, report.
+pub mod run;
 /// Scenario files (`bench/*.toml`).
 pub mod scenario;

@@ -29,10 +29,26 @@ pub struct BenchReport {
     pub scenario: ScenarioInfo,
     /// The measurements.
     pub figures: Figures,
+    /// Bot RSS and open FDs sampled through the measured window (`--sample-every`), to show
+    /// whether they stay flat.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<ResourceSample>,
+}
+
+/// One periodic reading of the bot process.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceSample {
+    /// Seconds since the measured window started.
+    pub t_s: f64,
+    /// Resident set, bytes.
+    pub rss_bytes: u64,
+    /// Open file descriptors.
+    pub open_fds: u64,
 }
 
 /// The machine a report was produced on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MachineInfo {
     /// `model name` from `/proc/cpuinfo` (or `unknown`).
@@ -41,6 +57,10 @@ pub struct MachineInfo {
     pub cores: u32,
     /// Kernel release from `/proc/sys/kernel/osrelease` (or `unknown`).
     pub kernel: String,
+    /// 1/5/15-minute load averages (`/proc/loadavg`) when the run ended: on a shared machine
+    /// they say how much the figures were disturbed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_average: Option<[f64; 3]>,
 }
 
 impl MachineInfo {
@@ -57,8 +77,15 @@ impl MachineInfo {
         let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .map(|s| s.trim().to_owned())
             .unwrap_or_else(|_| "unknown".to_owned());
-        MachineInfo { cpu_model, cores, kernel }
+        MachineInfo { cpu_model, cores, kernel, load_average: read_load_average() }
     }
+}
+
+/// The three load averages of `/proc/loadavg`.
+pub fn read_load_average() -> Option<[f64; 3]> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let mut it = text.split_ascii_whitespace().map(|v| v.parse::<f64>().ok());
+    Some([it.next()??, it.next()??, it.next()??])
 }
 
 /// The first `model name : …` value of a `/proc/cpuinfo` text.
@@ -83,6 +110,27 @@ pub struct ScenarioInfo {
     pub duration_s: f64,
     /// Seconds discarded at the start.
     pub warmup_s: f64,
+    /// The per-symbol split of `md_rate_per_symbol` the simulator was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rates: Option<StreamRates>,
+}
+
+/// Per-symbol message rates by stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamRates {
+    /// Depth diffs per second.
+    pub depth_per_s: u32,
+    /// Trades per second.
+    pub trades_per_s: u32,
+    /// bookTicker events per second.
+    pub book_ticker_per_s: u32,
+}
+
+impl From<(u32, u32, u32)> for StreamRates {
+    fn from((depth_per_s, trades_per_s, book_ticker_per_s): (u32, u32, u32)) -> Self {
+        StreamRates { depth_per_s, trades_per_s, book_ticker_per_s }
+    }
 }
 
 /// Latency percentiles of one histogram, in seconds.
@@ -140,6 +188,10 @@ pub struct Figures {
     /// Market-data messages processed per second.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub messages_per_s: Option<f64>,
+    /// Market-data messages per second the simulator was asked to publish to the bot's streams
+    /// (symbols × depth and trade rates), for comparison with `messages_per_s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offered_messages_per_s: Option<f64>,
     /// Events dropped (queues full) during the measured window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dropped_events: Option<u64>,
@@ -257,7 +309,12 @@ mod tests {
     pub(crate) fn sample() -> BenchReport {
         BenchReport {
             schema_version: SCHEMA_VERSION,
-            machine: MachineInfo { cpu_model: "Test CPU".into(), cores: 2, kernel: "6.1".into() },
+            machine: MachineInfo {
+                cpu_model: "Test CPU".into(),
+                cores: 2,
+                kernel: "6.1".into(),
+                load_average: None,
+            },
             git_revision: "abc123".into(),
             scenario: ScenarioInfo {
                 name: "seed".into(),
@@ -265,6 +322,7 @@ mod tests {
                 md_rate_per_symbol: 100,
                 duration_s: 60.0,
                 warmup_s: 5.0,
+                rates: None,
             },
             figures: Figures {
                 binance_ws_latency: Some(Percentiles {
@@ -284,6 +342,7 @@ mod tests {
                 orders_per_s: Some(20.0),
                 order_roundtrip_p95_s: Some(0.000_9),
                 messages_per_s: Some(300.0),
+                offered_messages_per_s: None,
                 dropped_events: Some(0),
                 stale_events: Some(0),
                 bot_cpu_percent: Some(4.0),
@@ -292,6 +351,7 @@ mod tests {
                 open_fds_start: Some(20),
                 open_fds_end: Some(20),
             },
+            samples: Vec::new(),
         }
     }
 
