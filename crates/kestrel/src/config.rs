@@ -241,6 +241,7 @@ struct RawMarketData {
     depth_speed: Option<DepthSpeed>,
     heartbeat_window_ms: Option<u64>,
     fallback_after_secs: Option<u64>,
+    fallback_recover_secs: Option<u64>,
     reconnect_backoff_base_ms: Option<u64>,
     reconnect_backoff_max_ms: Option<u64>,
     max_connection_age_secs: Option<u64>,
@@ -518,6 +519,9 @@ pub struct MarketDataConfig {
     pub heartbeat_window: Duration,
     /// The WebSocket unhealthy for this long switches market data to REST polling.
     pub fallback_after: Duration,
+    /// How long the WebSocket must be healthy again before an automatic fallback switches back
+    /// (so a flapping connection does not bounce the books between sources).
+    pub fallback_recover: Duration,
     /// First reconnect delay (jittered, doubled per failure).
     pub reconnect_backoff_base: Duration,
     /// Cap of the reconnect delay.
@@ -1156,7 +1160,9 @@ fn validate_market_data(raw: RawMarketData) -> Result<MarketDataConfig, ConfigEr
             ),
         ));
     }
+    let fallback_recover = Duration::from_secs(raw.fallback_recover_secs.unwrap_or(30));
     Ok(MarketDataConfig {
+        fallback_recover,
         depth_speed: raw.depth_speed.unwrap_or(DepthSpeed::Ms100),
         heartbeat_window,
         fallback_after: Duration::from_secs(fallback_secs),

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use kestrel_binance::rest::RestClient;
 use kestrel_engine::EngineSnapshot;
-use kestrel_model::{Clock, UnixNanos};
+use kestrel_model::{Clock, OrderStatus, UnixNanos};
 use prometheus_client::encoding::{EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
@@ -298,7 +298,8 @@ pub async fn watch(mut deps: WatchDeps, cancel: CancellationToken) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The first tick completes at once; start-up has just measured the offset itself.
     tick.tick().await;
-    follow_kill_switch(&deps.snapshots.borrow_and_update(), &deps.faults);
+    let mut unknown = UnknownOrders::default();
+    follow_engine(&deps.snapshots.borrow_and_update(), &deps.faults, &mut unknown);
     loop {
         tokio::select! {
             biased;
@@ -307,11 +308,43 @@ pub async fn watch(mut deps: WatchDeps, cancel: CancellationToken) {
                 if changed.is_err() {
                     break;
                 }
-                follow_kill_switch(&deps.snapshots.borrow_and_update(), &deps.faults);
+                follow_engine(&deps.snapshots.borrow_and_update(), &deps.faults, &mut unknown);
             }
             _ = tick.tick() => check_clock(&deps.rest, &deps.faults, deps.clock_margin).await,
         }
     }
+}
+
+/// Whether the engine held an `Unknown` order in the previous snapshot.
+#[derive(Debug, Default)]
+struct UnknownOrders {
+    /// Any order `Unknown` in the previous snapshot.
+    any: bool,
+}
+
+/// `KILL_SWITCH` follows `snap.kill_switch`. `ORDER_UNKNOWN` follows the engine's orders on
+/// their edges only: the execution gateway raises it the moment a request's outcome becomes
+/// unknown (before the engine has even seen that), and clears it when its own query settles
+/// the order; but an unknown order is just as often settled by its execution report on the
+/// user stream, which the gateway never sees. So: engine has `Unknown` orders → raise (no-op
+/// if already raised); the engine's last `Unknown` order settled → clear.
+fn follow_engine(snap: &EngineSnapshot, faults: &FaultBoard, unknown: &mut UnknownOrders) {
+    follow_kill_switch(snap, faults);
+    let mut unknown_now = snap
+        .symbols
+        .iter()
+        .flat_map(|s| s.open_orders.iter())
+        .filter(|o| o.status == OrderStatus::Unknown)
+        .map(|o| o.client_id);
+    let any = unknown_now.clone().next().is_some();
+    if any && !unknown.any {
+        let ids: Vec<String> = unknown_now.by_ref().map(|id| id.to_string()).collect();
+        faults
+            .raise(FaultClass::ORDER_UNKNOWN, format_args!("outcome unknown: {}", ids.join(", ")));
+    } else if !any && unknown.any {
+        faults.clear(FaultClass::ORDER_UNKNOWN);
+    }
+    unknown.any = any;
 }
 
 /// `KILL_SWITCH` follows `snap.kill_switch`.

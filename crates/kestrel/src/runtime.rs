@@ -378,6 +378,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     md_cfg.backoff_max = config.market_data.reconnect_backoff_max;
     md_cfg.max_connection_age = config.market_data.max_connection_age;
     md_cfg.fallback.fallback_after = config.market_data.fallback_after;
+    md_cfg.fallback.recover_grace = config.market_data.fallback_recover;
     let md = market_data::spawn(
         md_cfg,
         MarketDataDeps {
