@@ -154,7 +154,9 @@ pub struct EngineThreadIo {
     pub actions: mpsc::Sender<Action>,
     /// Published snapshots.
     pub snapshots: watch::Sender<EngineSnapshot>,
-    /// Stops the loop after the event being handled (wake it with any event).
+    /// Stops the loop once every event queued before it fired has been handled (so commands
+    /// sent just before it, like shutdown's halt and cancel-all, always take effect); wake an
+    /// idle loop with any event.
     pub stop: CancellationToken,
 }
 
@@ -178,6 +180,8 @@ pub fn spawn(
         let mut out: Vec<Action> = Vec::with_capacity(16);
         let mut overrun = OverrunTracker::new("engine", cfg.budget, faults);
         let mut last_publish = Instant::now();
+        // Events still to handle once `stop` fired: those already queued at that moment.
+        let mut drain_left: Option<usize> = None;
         while let Some(ev) = events.blocking_recv() {
             let started = Instant::now();
             out.clear();
@@ -209,7 +213,11 @@ pub fn spawn(
                 last_publish = Instant::now();
             }
             if stop.is_cancelled() {
-                break;
+                let left = drain_left.get_or_insert_with(|| events.len());
+                if *left == 0 {
+                    break;
+                }
+                *left -= 1;
             }
         }
         let snap = engine.snapshot();

@@ -179,6 +179,7 @@ impl Gateway {
             return;
         }
         self.deps.faults.clear(FaultClass::JOURNAL_ERROR);
+        tracing::debug!(client_id = %req.client_id, symbol = %req.symbol, "intent journaled; sending order");
         let order = NewOrder::from_request(&req);
         self.local_work_done(started);
         let sent = Instant::now();

@@ -767,6 +767,18 @@ impl Journal {
         rows.map(|r| r.map_err(sql("open orders")).and_then(RawOrder::decode)).collect()
     }
 
+    /// Every order ever journaled, oldest first (audits: each one against the exchange).
+    pub fn all_orders(&self) -> Result<Vec<JournalOrder>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {ORDER_COLUMNS} FROM orders ORDER BY created_ns, client_id"
+            ))
+            .map_err(sql("all orders"))?;
+        let rows = stmt.query_map([], raw_order).map_err(sql("all orders"))?;
+        rows.map(|r| r.map_err(sql("all orders")).and_then(RawOrder::decode)).collect()
+    }
+
     /// One order by client id.
     pub fn order(&self, client_id: &ClientOrderId) -> Result<Option<JournalOrder>, JournalError> {
         load_order(&self.conn, client_id)
@@ -870,6 +882,28 @@ impl Journal {
             })
             .map_err(sql("all fills"))?;
         rows.map(|r| r.map_err(sql("all fills")).and_then(RawFill::decode)).collect()
+    }
+
+    /// The highest trade id journaled on `symbol` (`None` without fills): catching up after an
+    /// interruption asks the exchange for the account's trades after it.
+    pub fn last_trade_id(&self, symbol: &Symbol) -> Result<Option<TradeId>, JournalError> {
+        let id: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT MAX(trade_id) FROM fills WHERE symbol = ?1",
+                [symbol.as_str()],
+                |r| r.get(0),
+            )
+            .map_err(sql("last trade id"))?;
+        id.map(|v| {
+            u64::try_from(v).map(TradeId).map_err(|_| JournalError::Corrupt {
+                table: "fills",
+                column: "trade_id",
+                value: v.to_string(),
+                expected: "a non-negative trade id",
+            })
+        })
+        .transpose()
     }
 
     /// Net position per symbol from this journal's fills (symbols without fills are absent),

@@ -2,15 +2,17 @@
 //! offset, journal, reconciliation, engine seeding), the tasks and channels, and graceful
 //! shutdown.
 //!
-//! Start-up order: config → credentials → REST client → clock offset → `exchangeInfo` (symbols
-//! whose filters do not fit fixed point are refused) → journal → reconciliation (adopt, cancel,
+//! Start-up order: config → credentials → REST client → `exchangeInfo` first (its rate limits
+//! replace the built-in defaults before any other request; symbols whose filters do not fit
+//! fixed point are refused) → clock offset → journal → reconciliation (adopt, cancel,
 //! resolve, rebuild positions) → engine seeded (client ids continue after the journal's) →
 //! engine thread, execution gateway, user data, timer, admin API → market data last, so the
 //! first book reaches an engine that already knows its orders and positions.
 //!
 //! Shutdown ([`Running::shutdown`]): halt strategies, optionally cancel all, stop the engine
 //! (the gateway drains every queued action), then cancel the root token and join every task;
-//! positions are snapshotted into the journal.
+//! fills whose execution reports were still on the wire are fetched from `myTrades` and
+//! journaled; positions are snapshotted into the journal.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -214,6 +216,10 @@ pub struct Running {
     cancel_all_on_exit: bool,
     /// Clock.
     clock: Arc<dyn Clock>,
+    /// REST client, for the fill catch-up at shutdown.
+    rest: RestClient,
+    /// Traded symbols, for the fill catch-up at shutdown.
+    symbols: Vec<Symbol>,
 }
 
 impl std::fmt::Debug for Running {
@@ -243,13 +249,18 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     rest_cfg.rate_limit_share_pct = config.execution.rate_limit_share_pct;
     rest_cfg.clock = clock.clone();
     let rest = RestClient::new(rest_cfg).context("building the REST client")?;
+    // `exchangeInfo` is the very first request: it carries the exchange's rate limits. Any
+    // earlier response reports the IP's weight already used this minute (a previous process
+    // of ours that was just killed included), and judged against the built-in default limit
+    // instead of the exchange's real one, that count could stall start-up for a whole
+    // rate-limit window.
+    let info = rest.exchange_info(&symbols).await.context("fetching exchangeInfo")?;
     let offset_ns = rest.sync_time().await.context("measuring the exchange clock offset")?;
     let margin = i64::try_from(config.execution.recv_window.as_nanos() / 2).unwrap_or(i64::MAX);
     if offset_ns.abs() > margin {
         faults.raise(FaultClass::CLOCK_SKEW, format_args!("exchange clock offset {offset_ns} ns"));
     }
     tracing::info!(offset_ms = offset_ns / 1_000_000, "exchange clock offset measured");
-    let info = rest.exchange_info(&symbols).await.context("fetching exchangeInfo")?;
     for (name, why) in &info.refused {
         if symbols.iter().any(|s| s.as_str() == name) {
             bail!("symbol {name} refused: {why}");
@@ -360,6 +371,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             faults: faults.clone(),
             clock: clock.clone(),
             budget: config.task_budgets.user_stream,
+            symbols: symbols.clone(),
         },
         cancel.clone(),
     ));
@@ -437,6 +449,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         journal,
         cancel_all_on_exit: config.shutdown.cancel_all_on_exit,
         clock,
+        rest,
+        symbols,
     })
 }
 
@@ -463,6 +477,23 @@ impl Running {
         }
         self.cancel.cancel();
         while self.tasks.join_next().await.is_some() {}
+        // Execution reports still on the wire when the user-data task stopped (an IOC filled
+        // right before the stop, a quote hit during the drain) would be lost until the next
+        // start-up's reconciliation: fetch the trades after the last journaled one and record
+        // the missing fills now, so the journal is complete after a clean stop.
+        let caught = tokio::time::timeout(
+            DRAIN_TIMEOUT,
+            user_data::catch_up_fills(&self.rest, &self.journal, &self.symbols, self.clock.now()),
+        )
+        .await;
+        match caught {
+            Ok(Ok(c)) if !c.updates.is_empty() => {
+                tracing::info!(fills = c.updates.len(), "fills recorded at shutdown from myTrades");
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "fill catch-up at shutdown failed"),
+            Err(_) => tracing::warn!("fill catch-up at shutdown timed out"),
+        }
         let now = self.clock.now();
         self.journal
             .call(move |j| j.snapshot_positions("shutdown", now))

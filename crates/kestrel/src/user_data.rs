@@ -1,28 +1,35 @@
 //! The user-data task: execution reports and balances from the WebSocket API subscription,
 //! journaled first (fills exactly once, by trade id), then handed to the engine with
-//! backpressure (never dropped). On every (re)subscription the open orders and balances are
-//! re-fetched by REST so nothing that happened while unsubscribed is missed (scenario S10).
+//! backpressure (never dropped). On every (re)subscription the open orders are re-fetched (and
+//! journal-open orders the exchange no longer lists are queried), the account's trades after
+//! the last journaled trade id of each symbol are fetched and the missing fills journaled and
+//! fed to the engine ([`catch_up_fills`]), and balances are re-fetched: nothing that happened
+//! while unsubscribed is missed (scenario S10).
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use kestrel_binance::error::BinanceError;
 use kestrel_binance::gateway::OrderGateway;
-use kestrel_binance::rest::{OrderRef, RestClient};
+use kestrel_binance::rest::{MyTrade, OrderRef, RestClient};
 use kestrel_binance::user_stream::{self, ResyncReason, UserEvent, UserStreamConfig};
-use kestrel_model::{ClientOrderId, Clock, Event, OrderUpdate};
+use kestrel_model::{ClientOrderId, Clock, Event, OrderUpdate, Symbol, TradeId, UnixNanos};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine_thread::OverrunTracker;
 use crate::exec::JournalCallError;
 use crate::faults::{FaultBoard, FaultClass};
-use crate::journal::JournalError;
+use crate::journal::{FillRecord, Journal, JournalError};
 use crate::metrics::Metrics;
 use crate::runtime::SharedJournal;
 
 /// How often the session's connection state is checked for `USER_STREAM_DOWN`.
 pub const CONNECTION_CHECK: Duration = Duration::from_millis(500);
+
+/// Trades per `myTrades` page while catching up on fills (Binance's maximum).
+pub const MY_TRADES_PAGE: u16 = 1000;
 
 /// What the user-data task needs.
 #[derive(Clone)]
@@ -45,6 +52,8 @@ pub struct UserDataDeps {
     pub clock: Arc<dyn Clock>,
     /// Budget for one report → journal → engine.
     pub budget: Duration,
+    /// The traded symbols, whose trades are fetched on resync.
+    pub symbols: Vec<Symbol>,
 }
 
 impl std::fmt::Debug for UserDataDeps {
@@ -167,6 +176,32 @@ async fn resync(deps: &UserDataDeps, reason: ResyncReason) -> bool {
             }
         }
     }
+    // Fills that happened while unsubscribed: their execution reports are gone for good, but
+    // myTrades has them. Order states were refreshed above, so each update carries the
+    // journal's current cumulative quantity and the engine only books what is new.
+    let symbols = deps.symbols.clone();
+    match catch_up_fills(&deps.rest, &deps.journal, &symbols, deps.clock.now()).await {
+        Ok(caught) => {
+            if !caught.updates.is_empty() {
+                tracing::info!(
+                    fills = caught.updates.len(),
+                    "recovered fills missed while unsubscribed"
+                );
+            }
+            for u in caught.updates {
+                deps.metrics.fills(u.symbol).inc();
+                if deps.events.send(Event::Order(u)).await.is_err() {
+                    return false;
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "fill catch-up failed during resync");
+            if let CatchUpError::Journal(je) = &e {
+                deps.faults.raise(FaultClass::JOURNAL_ERROR, format_args!("fill catch-up: {je}"));
+            }
+        }
+    }
     match deps.rest.account().await {
         Ok(balances) => {
             for b in balances {
@@ -178,4 +213,91 @@ async fn resync(deps: &UserDataDeps, reason: ResyncReason) -> bool {
         Err(e) => tracing::warn!(error = %e, "account fetch failed during resync"),
     }
     true
+}
+
+/// What [`catch_up_fills`] found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CaughtUp {
+    /// One update per fill that was missing from the journal (now journaled), in trade order:
+    /// the order as the journal knows it, carrying the fill, ready for the engine.
+    pub updates: Vec<OrderUpdate>,
+    /// Trades of orders the journal does not know by exchange id: other bots' on a shared
+    /// account, or ours whose acknowledgement is still in flight (its report brings the fill).
+    pub unmatched: usize,
+}
+
+/// Why a fill catch-up stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum CatchUpError {
+    /// `myTrades` failed.
+    #[error("fetching myTrades: {0}")]
+    Exchange(#[from] BinanceError),
+    /// The journal failed.
+    #[error("journal: {0}")]
+    Journal(#[from] JournalCallError),
+}
+
+/// Fetches, per symbol, the account's trades after the last journaled trade id (`myTrades`
+/// with `fromId`, paged) and journals those of our orders the journal lacks. Idempotent: a fill
+/// is journaled once per `(symbol, trade id)`, so a fill that also arrives by execution report
+/// (or a second catch-up) is not counted twice.
+pub async fn catch_up_fills(
+    rest: &RestClient,
+    journal: &SharedJournal,
+    symbols: &[Symbol],
+    now: UnixNanos,
+) -> Result<CaughtUp, CatchUpError> {
+    let mut out = CaughtUp::default();
+    for &symbol in symbols {
+        let last = journal.call(move |j| j.last_trade_id(&symbol)).await?;
+        let mut from = last.map(|t| TradeId(t.0.saturating_add(1)));
+        loop {
+            let page = rest.my_trades(symbol, from, MY_TRADES_PAGE).await?;
+            let full = page.len() >= usize::from(MY_TRADES_PAGE);
+            let next = page.last().map(|t| TradeId(t.fill.trade_id.0.saturating_add(1)));
+            let (updates, unmatched) = journal.call(move |j| record_trades(j, &page, now)).await?;
+            out.updates.extend(updates);
+            out.unmatched += unmatched;
+            match next {
+                Some(n) if full => from = Some(n),
+                _ => break,
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Journals the trades of journaled orders; returns the updates of new fills and the number of
+/// trades whose order the journal does not know by exchange id.
+fn record_trades(
+    j: &mut Journal,
+    trades: &[MyTrade],
+    now: UnixNanos,
+) -> Result<(Vec<OrderUpdate>, usize), JournalError> {
+    let mut updates = Vec::new();
+    let mut unmatched = 0;
+    for t in trades {
+        let Some(o) = j.order_by_exchange_id(&t.symbol, t.order_id)? else {
+            unmatched += 1;
+            continue;
+        };
+        let rec =
+            FillRecord { symbol: t.symbol, client_id: o.client_id, side: o.side, fill: t.fill };
+        if j.record_fill(&rec)? {
+            updates.push(OrderUpdate {
+                symbol: t.symbol,
+                client_id: o.client_id,
+                order_id: Some(t.order_id),
+                side: o.side,
+                status: o.status,
+                orig_qty: o.qty,
+                cum_qty: o.cum_qty,
+                cum_quote: o.cum_quote,
+                fill: Some(t.fill),
+                ts_exchange: t.fill.ts_exchange,
+                ts_local: now,
+            });
+        }
+    }
+    Ok((updates, unmatched))
 }

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use kestrel::journal::Journal;
 use kestrel_binance::endpoints::Endpoints;
-use kestrel_binance::rest::{MyTrade, RestClient, RestConfig};
+use kestrel_binance::error::CODE_NO_SUCH_ORDER;
+use kestrel_binance::rest::{MyTrade, OrderRef, RestClient, RestConfig};
 use kestrel_binance::sign;
 use kestrel_model::{Notional, OrderUpdate, Side, Symbol, TradeId};
 use kestrel_sim::SimHandle;
@@ -34,7 +35,17 @@ pub async fn start_sim_for_restarts() -> SimHandle {
     kestrel_sim::Sim::start(cfg, "127.0.0.1:0").await.unwrap()
 }
 
-pub fn rest_client(sim: &SimHandle) -> RestClient {
+/// A REST client on the demo account that has loaded the simulator's rate limits (from
+/// `exchangeInfo`, like the bot at start-up): otherwise the IP-wide weight the simulator reports
+/// (every bot process of the test counts) is judged against Binance's default 6000/min and the
+/// client waits for a whole window.
+pub async fn rest_client(sim: &SimHandle) -> RestClient {
+    let rest = unsynced_rest_client(sim);
+    rest.exchange_info(&[]).await.unwrap();
+    rest
+}
+
+fn unsynced_rest_client(sim: &SimHandle) -> RestClient {
     let endpoints = Endpoints::from_base(
         sim.rest_url().parse().unwrap(),
         sim.ws_stream_url().parse().unwrap(),
@@ -89,6 +100,44 @@ pub async fn assert_open_orders_known(rest: &RestClient, journal: &Path) {
     }
 }
 
+/// No duplicate orders at the exchange (the journal must not be in use): every journaled order
+/// with an exchange order id is the exchange's one order for that client id, no two journal rows
+/// share an exchange order, journaled orders without an id are unknown to the exchange, and the
+/// exchange accepted exactly as many orders as the journal holds ids for (so no order reached
+/// it that the journal does not know, and no client id was sent twice).
+pub async fn assert_no_duplicate_orders(sim: &SimHandle, rest: &RestClient, journal: &Path) {
+    let orders = Journal::open(journal).unwrap().all_orders().unwrap();
+    let mut exchange_ids = HashSet::new();
+    for o in &orders {
+        let answer = rest.query_order(o.symbol, OrderRef::Client(o.client_id)).await;
+        match (o.order_id, answer) {
+            (Some(id), Ok(x)) => {
+                assert!(
+                    exchange_ids.insert((o.symbol, id)),
+                    "exchange order {id:?} journaled under two client ids"
+                );
+                assert_eq!(
+                    x.order_id,
+                    Some(id),
+                    "client id {} names another exchange order than the journal's: sent twice",
+                    o.client_id
+                );
+            }
+            (None, Err(e)) if e.code() == Some(CODE_NO_SUCH_ORDER) => {}
+            (None, Ok(x)) => panic!(
+                "{} reached the exchange (order {:?}, {:?}) but the journal has no id for it ({:?})",
+                o.client_id, x.order_id, x.status, o.status
+            ),
+            (_, Err(e)) => panic!("querying {}: {e}", o.client_id),
+        }
+    }
+    assert_eq!(
+        exchange_ids.len() as u64,
+        sim.stats().orders_accepted,
+        "orders accepted at the exchange != journaled orders with an exchange id"
+    );
+}
+
 /// The full consistency check after a clean stop: fills in the journal == trades at the
 /// exchange (by trade id), one exchange order per client id, open orders known, and positions
 /// (journal fills) == balance changes at the exchange (commission in the base asset counted).
@@ -111,7 +160,24 @@ pub async fn assert_journal_matches_exchange(
         }
     }
     let missing: Vec<_> = exchange_trades.difference(&journal_trades).collect();
-    assert!(missing.is_empty(), "exchange trades missing from the journal: {missing:?}");
+    if !missing.is_empty() {
+        // Say which orders they belong to and what the journal knows about them.
+        let mut why = String::new();
+        for (symbol, trade) in &missing {
+            let t =
+                all_trades(rest, *symbol).await.into_iter().find(|t| t.fill.trade_id.0 == *trade);
+            let Some(t) = t else { continue };
+            let x = rest.query_order(*symbol, OrderRef::Exchange(t.order_id)).await;
+            let cid = x.as_ref().map(|u| u.client_id).ok();
+            let jo = cid.and_then(|c| j.order(&c).unwrap());
+            let events = cid.map(|c| j.order_events(&c).unwrap()).unwrap_or_default();
+            why.push_str(&format!(
+                "\n  {symbol} trade {trade} of order {:?}: exchange {x:?}\n    journal {jo:?}\n    events {events:?}",
+                t.order_id
+            ));
+        }
+        panic!("exchange trades missing from the journal: {missing:?}{why}");
+    }
     let extra: Vec<_> = journal_trades.difference(&exchange_trades).collect();
     assert!(extra.is_empty(), "journal fills the exchange does not know: {extra:?}");
     // Every traded exchange order belongs to exactly one journaled client id.

@@ -125,7 +125,7 @@ async fn e2e_bot_trades_against_sim_and_journal_matches_exchange() {
     assert_eq!(code, 200, "{v}");
 
     running.shutdown().await.unwrap();
-    let rest = rest_client(&sim);
+    let rest = rest_client(&sim).await;
     let n = assert_journal_matches_exchange(&sim, &rest, &journal).await;
     assert!(n >= 5, "only {n} fills journaled");
     sim.shutdown().await;
