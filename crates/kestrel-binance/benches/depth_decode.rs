@@ -1,11 +1,19 @@
 //! depthUpdate hot path: decode + depth-sync apply + top-of-book view, against `serde_json`
 //! merely scanning the same bytes into `IgnoredAny` (the floor for any JSON-based decoder).
 //!
-//! Fixtures are deterministic BTCUSDT-like combined-stream frames: prices around 97,000 with a
-//! 0.01 tick, 5–40 level changes per side, ~1.6 KB each, applied on a book of 1,000 levels per
-//! side. Run: `cargo bench -p kestrel-binance --bench depth_decode`.
+//! Fixtures are 2,048 distinct, deterministic BTCUSDT-like combined-stream frames in sequence:
+//! prices around 97,000 with a 0.01 tick, 5–40 level changes per side within 300 ticks of the
+//! top (one in six a removal, prices missing from the book become inserts), unique prices in
+//! ascending order as in Binance's examples, ~1.6 KB each, applied on a book of ~830 levels per
+//! side (1,000 price slots, one in six empty). `decode_apply_shuffled` runs the same frames with
+//! levels in random order and repeated prices (the book's sort-first fallback).
+//!
+//! Run: `cargo bench -p kestrel-binance --bench depth_decode -- --warm-up-time 1
+//! --measurement-time 3`. The first stderr line pair gives the interleaved ratio (scan and
+//! decode+apply alternating round by round, so machine load hits both alike).
 #![allow(missing_docs, clippy::unwrap_used)]
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -47,7 +55,17 @@ fn qty_str(r: &mut Lcg) -> String {
     }
 }
 
-fn frames() -> Vec<String> {
+/// Level order inside a side of a fixture frame.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LevelOrder {
+    /// Unique prices, ascending on both sides, as in Binance's documented examples.
+    Binance,
+    /// Generated order, repeated prices possible: the worst case of the book's batch apply
+    /// (sorted in a buffer first).
+    Shuffled,
+}
+
+fn frames(order: LevelOrder) -> Vec<String> {
     let mut r = Lcg(42);
     let mut out = Vec::with_capacity(FRAMES);
     let mut id = FIRST_ID;
@@ -64,13 +82,23 @@ fn frames() -> Vec<String> {
         .unwrap();
         for side in 0..2 {
             let n = r.range(5, 40);
-            for i in 0..n {
-                let off = r.range(0, 300);
-                let ticks = if side == 0 { MID_TICKS - 1 - off } else { MID_TICKS + off };
+            let mut levels: Vec<(u64, String)> = (0..n)
+                .map(|_| {
+                    let off = r.range(0, 300);
+                    let ticks = if side == 0 { MID_TICKS - 1 - off } else { MID_TICKS + off };
+                    (ticks, qty_str(&mut r))
+                })
+                .collect();
+            if order == LevelOrder::Binance {
+                // last occurrence of a price wins, as it would on the exchange
+                let unique: BTreeMap<u64, String> = levels.into_iter().collect();
+                levels = unique.into_iter().collect();
+            }
+            for (i, (ticks, qty)) in levels.iter().enumerate() {
                 if i > 0 {
                     s.push(',');
                 }
-                write!(s, r#"["{}","{}"]"#, price_str(ticks), qty_str(&mut r)).unwrap();
+                write!(s, r#"["{}","{qty}"]"#, price_str(*ticks)).unwrap();
             }
             s.push_str(if side == 0 { r#"],"a":["# } else { "]}}" });
         }
@@ -166,7 +194,7 @@ fn interleaved_ratio(frames: &[String], template: &DepthSync) {
 }
 
 fn bench(c: &mut Criterion) {
-    let frames = frames();
+    let frames = frames(LevelOrder::Binance);
     let avg = frames.iter().map(String::len).sum::<usize>() / frames.len();
     eprintln!("fixtures: {} frames, average {avg} bytes", frames.len());
     let template = synced_book();
@@ -194,29 +222,34 @@ fn bench(c: &mut Criterion) {
         });
     });
 
-    g.bench_function("decode_apply", |b| {
-        // iter_custom: the book is reset (outside the timing) each time the fixtures run out,
-        // so every timed message is a real, in-sequence apply.
-        let mut dec = MarketDecoder::new();
-        let mut top = BookTop::empty(template.symbol());
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            let mut left = iters;
-            while left > 0 {
-                let mut sync = template.clone();
-                let n = left.min(FRAMES as u64) as usize;
-                let start = Instant::now();
-                for f in &frames[..n] {
-                    black_box(decode_apply(&mut dec, &mut sync, &mut top, black_box(f.as_bytes())));
-                }
-                total += start.elapsed();
-                assert!(sync.book().is_synced());
-                left -= n as u64;
-            }
-            total
-        });
-    });
+    g.bench_function("decode_apply", |b| decode_apply_bench(b, &frames, &template));
+    let shuffled = self::frames(LevelOrder::Shuffled);
+    g.bench_function("decode_apply_shuffled", |b| decode_apply_bench(b, &shuffled, &template));
     g.finish();
+}
+
+/// Times decode → sync → top view over `frames` in sequence. `iter_custom`: the book is reset
+/// (outside the timing) each time the fixtures run out, so every timed message is a real,
+/// in-sequence apply that changes the book.
+fn decode_apply_bench(b: &mut criterion::Bencher<'_>, frames: &[String], template: &DepthSync) {
+    let mut dec = MarketDecoder::new();
+    let mut top = BookTop::empty(template.symbol());
+    b.iter_custom(|iters| {
+        let mut total = Duration::ZERO;
+        let mut left = iters;
+        while left > 0 {
+            let mut sync = template.clone();
+            let n = left.min(frames.len() as u64) as usize;
+            let start = Instant::now();
+            for f in &frames[..n] {
+                black_box(decode_apply(&mut dec, &mut sync, &mut top, black_box(f.as_bytes())));
+            }
+            total += start.elapsed();
+            assert!(sync.book().is_synced());
+            left -= n as u64;
+        }
+        total
+    });
 }
 
 criterion_group!(benches, bench);

@@ -1,10 +1,12 @@
 //! Hot-path decoder for combined market-stream frames (`{"stream":..,"data":..}`).
 //!
-//! One pass over the bytes with `serde_json`'s borrowing deserializer: the stream name is a
-//! `&str` into the frame, every price/quantity string is parsed in place into
-//! [`Price`]/[`Qty`], and depth levels are appended to two `Vec<Level>` owned by the
-//! [`MarketDecoder`] and reused for every frame. After warm-up a `depthUpdate` decodes with no heap
-//! allocation at all.
+//! Two paths, same results. The hot one (`fast`, private) is a hand-written single-pass scanner
+//! for the exact shape Binance sends for diff depth (compact JSON, fields in the documented
+//! order): it checks the bytes and parses every price/quantity into [`Price`]/[`Qty`] in the same
+//! pass. Anything it is not sure of falls back to the general path: `serde_json`'s borrowing
+//! deserializer, where the stream name is a `&str` into the frame and level lists are parsed in
+//! place. Depth levels are appended to two `Vec<Level>` owned by the [`MarketDecoder`] and reused
+//! for every frame, so after warm-up a `depthUpdate` decodes with no heap allocation at all.
 //!
 //! The dispatch key is the stream name's suffix (`@depth`, `@depth@100ms`, `@trade`, ...),
 //! because `bookTicker` and partial-depth payloads have no `e` field. Binance sends `stream`
@@ -19,6 +21,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::wire::market::{de_symbol, parse_levels_raw, AggTrade, BookTicker, Trade};
+
+mod fast;
 
 /// Which kind of stream a frame belongs to (from the stream name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -210,7 +214,27 @@ impl MarketDecoder {
     }
 
     /// Decodes one text frame.
+    ///
+    /// A compact `depthUpdate` in Binance's field order (nearly every frame) takes a single-pass
+    /// scanner that parses the levels while checking the bytes; every other frame, and any
+    /// depth frame the scanner is unsure of, goes through the general `serde_json` path. Both
+    /// give identical results for every input the scanner accepts.
+    #[inline]
     pub fn decode<'a>(&mut self, frame: &'a [u8]) -> Result<Decoded<'a>, DecodeError> {
+        self.bids.clear();
+        self.asks.clear();
+        if let Some(h) = fast::depth_frame(frame, &mut self.bids, &mut self.asks) {
+            return Ok(Decoded::Depth(h));
+        }
+        self.decode_general(frame)
+    }
+
+    /// [`MarketDecoder::decode`] without the depth fast path: `serde_json` for every frame. The
+    /// reference the fast path is tested against.
+    pub(crate) fn decode_general<'a>(
+        &mut self,
+        frame: &'a [u8],
+    ) -> Result<Decoded<'a>, DecodeError> {
         self.bids.clear();
         self.asks.clear();
         let mut de = serde_json::Deserializer::from_slice(frame);
@@ -722,6 +746,208 @@ mod tests {
             dec.decode(e).unwrap(),
             Decoded::ControlError { code: 2, msg: "Invalid request" }
         );
+    }
+
+    /// A compact depth frame in Binance's field order.
+    fn compact(
+        stream: &str,
+        e: &str,
+        nums: [&str; 3],
+        sym: &str,
+        sides: [&[[&str; 2]]; 2],
+    ) -> String {
+        let list = |v: &[[&str; 2]]| {
+            let items: Vec<String> = v.iter().map(|[p, q]| format!(r#"["{p}","{q}"]"#)).collect();
+            format!("[{}]", items.join(","))
+        };
+        format!(
+            r#"{{"stream":"{stream}","data":{{"e":"{e}","E":{},"s":"{sym}","U":{},"u":{},"b":{},"a":{}}}}}"#,
+            nums[0],
+            nums[1],
+            nums[2],
+            list(sides[0]),
+            list(sides[1])
+        )
+    }
+
+    #[test]
+    fn fast_path_takes_binance_shape_and_defers_the_rest() {
+        let canonical = compact(
+            "btcusdt@depth@100ms",
+            "depthUpdate",
+            ["1732530000123", "157", "160"],
+            "BTCUSDT",
+            [&[["97000.01000000", "0.50000000"], ["96999.99", "0"]], &[["97000.02000000", "12"]]],
+        );
+        let (mut bids, mut asks) = (Vec::new(), Vec::new());
+        let h = fast::depth_frame(canonical.as_bytes(), &mut bids, &mut asks)
+            .expect("TC0: the Binance shape takes the fast path");
+        assert_eq!(
+            (h.event_time, h.first_update_id, h.final_update_id),
+            (1_732_530_000_123, 157, 160)
+        );
+        assert_eq!(bids, [l("97000.01", "0.5"), l("96999.99", "0")]);
+        assert_eq!(asks, [l("97000.02", "12")]);
+        // Shapes the scanner leaves to serde (which decodes them all the same).
+        let ok_elsewhere = [
+            // TC1: whitespace
+            canonical.replace(r#""E":"#, r#""E": "#),
+            // TC2: the doc vector, pretty-printed
+            wrap("bnbbtc@depth@100ms", "ws_depthUpdate.json"),
+            // TC3: an extra field (futures-style "pu")
+            canonical.replace(r#","b":"#, r#","pu":149,"b":"#),
+            // TC4: a price with 9 decimals of which the last is a zero
+            canonical.replace("97000.01000000", "97000.010000000"),
+        ];
+        for (i, f) in ok_elsewhere.iter().enumerate() {
+            bids.clear();
+            asks.clear();
+            assert!(fast::depth_frame(f.as_bytes(), &mut bids, &mut asks).is_none(), "TC{}", i + 1);
+            let mut dec = MarketDecoder::new();
+            assert!(matches!(dec.decode(f.as_bytes()), Ok(Decoded::Depth(_))), "TC{}: {f}", i + 1);
+        }
+        // TC5: an escaped stream name is deferred too, and refused by both paths alike (the
+        // name is borrowed from the frame).
+        let f = canonical.replace("btcusdt@depth", "btcusdt\\u0040depth");
+        assert!(fast::depth_frame(f.as_bytes(), &mut bids, &mut asks).is_none());
+        assert!(MarketDecoder::new().decode(f.as_bytes()).is_err());
+    }
+
+    mod fast_vs_serde {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn pick(v: &'static [&'static str]) -> impl Strategy<Value = String> {
+            prop::sample::select(v).prop_map(str::to_string)
+        }
+
+        /// Integers: plain ones, and the edge cases of JSON and `u64`.
+        fn int() -> impl Strategy<Value = String> {
+            prop_oneof![
+                4 => any::<u64>().prop_map(|v| v.to_string()),
+                2 => (0u64..1_000).prop_map(|v| v.to_string()),
+                1 => pick(&[
+                    "0", "01", "00", "1.0", "-1", "1e3", "18446744073709551615",
+                    "18446744073709551616", "9999999999999999999", "10000000000000000000", "\"1\"",
+                ]),
+            ]
+        }
+
+        /// Decimal strings: Binance-like ones, and every edge the scanner must defer or refuse.
+        fn dec() -> impl Strategy<Value = String> {
+            prop_oneof![
+                4 => (0u64..100_000_000_000, 0u64..100_000_000)
+                    .prop_map(|(i, f)| format!("{i}.{f:08}")),
+                2 => (0u64..100_000, 0usize..=9).prop_map(|(v, n)| {
+                    let s = v.to_string();
+                    if n == 0 || n >= s.len() { s } else { format!("{}.{}", &s[..s.len() - n], &s[s.len() - n..]) }
+                }),
+                1 => pick(&[
+                    "0", "0.00000000", "1.", ".5", "-1", "+1", "1e5", "1E5", "", "123456789012.5",
+                    "99999999999.99999999", "92233720368.54775807", "92233720368.54775808",
+                    "1.123456789", "1.100000000", "00012.5", "1\\u0030", " 1", "1 ", "1.2.3",
+                    "\\u0031", "١",
+                ]),
+            ]
+        }
+
+        fn stream() -> impl Strategy<Value = String> {
+            prop_oneof![
+                6 => pick(&["btcusdt@depth@100ms", "btcusdt@depth"]),
+                1 => pick(&[
+                    "btcusdt@depth5", "btcusdt@trade", "btcusdt\\u0040depth", "bté@depth",
+                    "btcusdt@depth@fast", "",
+                ]),
+            ]
+        }
+
+        fn symbol() -> impl Strategy<Value = String> {
+            prop_oneof![
+                6 => pick(&["BTCUSDT", "BNBBTC"]),
+                1 => pick(&["", "btcusdt", "BTC\\u0055SDT", "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "BTC USDT", "BTÇ"]),
+            ]
+        }
+
+        fn side() -> impl Strategy<Value = Vec<(String, String)>> {
+            prop::collection::vec((dec(), dec()), 0..6)
+        }
+
+        /// A depth frame that is mostly Binance's exact shape, sometimes with a deviation, and
+        /// sometimes damaged afterwards (one byte replaced or the frame cut).
+        fn frame() -> impl Strategy<Value = String> {
+            let parts = (
+                stream(),
+                prop_oneof![8 => Just("depthUpdate".to_string()), 1 => pick(&["depthUpdat", "trade"])],
+                (int(), int(), int()),
+                symbol(),
+                (side(), side()),
+            );
+            let shape = prop_oneof![6 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8), 1 => Just(3u8), 1 => Just(4u8)];
+            let damage = prop_oneof![
+                6 => Just(None),
+                2 => (any::<prop::sample::Index>(), prop::sample::select(&b"[]{},:\" 0123456789.-eE\\ax"[..]))
+                    .prop_map(|(i, c)| Some((i, Some(c)))),
+                1 => any::<prop::sample::Index>().prop_map(|i| Some((i, None))),
+            ];
+            (parts, shape, damage).prop_map(|((stream, e, (big_e, first, last), sym, (b, a)), shape, damage)| {
+                let list = |v: &[(String, String)]| {
+                    let items: Vec<String> = v.iter().map(|(p, q)| format!(r#"["{p}","{q}"]"#)).collect();
+                    format!("[{}]", items.join(","))
+                };
+                let (b, a) = (list(&b), list(&a));
+                let mut f = match shape {
+                    // Binance's shape
+                    0 => format!(r#"{{"stream":"{stream}","data":{{"e":"{e}","E":{big_e},"s":"{sym}","U":{first},"u":{last},"b":{b},"a":{a}}}}}"#),
+                    // keys in another order
+                    1 => format!(r#"{{"stream":"{stream}","data":{{"u":{last},"U":{first},"e":"{e}","s":"{sym}","a":{a},"b":{b},"E":{big_e}}}}}"#),
+                    // whitespace everywhere
+                    2 => format!("{{ \"stream\" : \"{stream}\" , \"data\" : {{ \"e\" : \"{e}\" , \"E\" : {big_e} , \"s\" : \"{sym}\" , \"U\" : {first} , \"u\" : {last} , \"b\" : {b} , \"a\" : {a} }} }}\n"),
+                    // data before stream
+                    3 => format!(r#"{{"data":{{"e":"{e}","E":{big_e},"s":"{sym}","U":{first},"u":{last},"b":{b},"a":{a}}},"stream":"{stream}"}}"#),
+                    // a missing field
+                    _ => format!(r#"{{"stream":"{stream}","data":{{"e":"{e}","E":{big_e},"s":"{sym}","U":{first},"b":{b},"a":{a}}}}}"#),
+                };
+                match damage {
+                    Some((i, Some(c))) => {
+                        let mut bytes = f.into_bytes();
+                        let i = i.index(bytes.len());
+                        bytes[i] = c;
+                        f = String::from_utf8_lossy(&bytes).into_owned();
+                    }
+                    Some((i, None)) => {
+                        let mut cut = i.index(f.len());
+                        while !f.is_char_boundary(cut) {
+                            cut -= 1;
+                        }
+                        f.truncate(cut);
+                    }
+                    None => {}
+                }
+                f
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(4096))]
+
+            /// `decode` (fast path first) and `decode_general` (serde only) agree on every
+            /// frame: the same result and levels, or both an error.
+            #[test]
+            fn fast_path_agrees_with_serde_path(f in frame()) {
+                let (mut fast, mut general) = (MarketDecoder::new(), MarketDecoder::new());
+                let took_fast = fast::depth_frame(f.as_bytes(), &mut Vec::new(), &mut Vec::new()).is_some();
+                match (fast.decode(f.as_bytes()), general.decode_general(f.as_bytes())) {
+                    (Ok(a), Ok(b)) => {
+                        prop_assert_eq!(a, b);
+                        prop_assert_eq!(fast.bids(), general.bids());
+                        prop_assert_eq!(fast.asks(), general.asks());
+                    }
+                    (Err(_), Err(_)) => prop_assert!(!took_fast, "fast path accepted a frame serde rejects"),
+                    (a, b) => prop_assert!(false, "fast {a:?} vs serde {b:?}"),
+                }
+            }
+        }
     }
 
     #[test]

@@ -408,19 +408,13 @@ impl DepthSync {
             return Err(StaleReason::Gap { book_id: id, first_update_id: d.first_update_id });
             // (b)
         }
-        for l in d.bids {
-            self.set(BookSide::Bid, *l)?; // (d)
-        }
-        for l in d.asks {
-            self.set(BookSide::Ask, *l)?;
-        }
+        // (d), each side as one sorted merge; an invalid level leaves that side untouched, and
+        // the book goes stale either way.
+        let invalid = |_: BookError| StaleReason::InvalidLevel;
+        self.book.apply_levels(BookSide::Bid, d.bids).map_err(invalid)?;
+        self.book.apply_levels(BookSide::Ask, d.asks).map_err(invalid)?;
         self.book.set_update_id(d.final_update_id); // (e)
         Ok(true)
-    }
-
-    #[inline]
-    fn set(&mut self, side: BookSide, l: Level) -> Result<(), StaleReason> {
-        self.book.set_level(side, l.price, l.qty).map_err(|_: BookError| StaleReason::InvalidLevel)
     }
 }
 

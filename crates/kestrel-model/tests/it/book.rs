@@ -22,8 +22,39 @@ enum Op {
     Set { side: BookSide, price: i64, qty: i64 },
     /// An invalid entry (negative quantity or non-positive price): must be refused, book unchanged.
     Bad { side: BookSide, price: i64, qty: i64 },
+    /// One side of a depth delta applied with `apply_levels`: in generated order (repeats
+    /// included), or made strictly ascending / descending by price as Binance sends them.
+    Batch { side: BookSide, levels: Vec<(i64, i64)>, order: Order },
+    /// A batch with one invalid entry: refused as a whole, book unchanged.
+    BadBatch { side: BookSide, levels: Vec<(i64, i64)>, at: prop::sample::Index, qty: i64 },
     /// A gap or reconnect.
     MarkStale,
+}
+
+/// The order of a batch's levels.
+#[derive(Debug, Clone, Copy)]
+enum Order {
+    AsGenerated,
+    Ascending,
+    Descending,
+}
+
+/// `levels` in `order`; for the sorted orders a repeated price keeps its last occurrence (the
+/// only one a real delta would carry).
+fn ordered(levels: &[(i64, i64)], order: Order) -> Vec<(i64, i64)> {
+    if let Order::AsGenerated = order {
+        return levels.to_vec();
+    }
+    let mut last: HashMap<i64, i64> = HashMap::new();
+    for &(p, q) in levels {
+        last.insert(p, q);
+    }
+    let mut v: Vec<(i64, i64)> = last.into_iter().collect();
+    v.sort_unstable();
+    if let Order::Descending = order {
+        v.reverse();
+    }
+    v
 }
 
 /// Price levels come from a narrow band of ticks so updates hit existing levels often.
@@ -56,6 +87,12 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (side(), -5..=TICKS, i64::MIN..=0)
             .prop_map(|(side, price, qty)| Op::Bad { side, price, qty: qty.min(-1) }),
         1 => (side(), -5i64..=0, qty()).prop_map(|(side, price, qty)| Op::Bad { side, price, qty }),
+        4 => (side(), levels(45), prop_oneof![
+                Just(Order::AsGenerated), Just(Order::Ascending), Just(Order::Descending)
+            ])
+            .prop_map(|(side, levels, order)| Op::Batch { side, levels, order }),
+        1 => (side(), levels(10), any::<prop::sample::Index>(), i64::MIN..0)
+            .prop_map(|(side, levels, at, qty)| Op::BadBatch { side, levels, at, qty }),
         1 => Just(Op::MarkStale),
     ]
 }
@@ -153,8 +190,8 @@ fn check(
 proptest! {
     #![proptest_config(proptest_config(512))]
 
-    /// Random sessions of snapshots, deltas, invalid entries and gaps keep the book equal to
-    /// the reference after every step.
+    /// Random sessions of snapshots, deltas (level by level and as sorted or unsorted batches),
+    /// invalid entries and gaps keep the book equal to the reference after every step.
     #[test]
     fn book_matches_reference(
         first in (any::<u64>(), levels(40), levels(40)),
@@ -191,6 +228,20 @@ proptest! {
                     } else {
                         prop_assert_eq!(err, BookError::NonPositivePrice(price(p)));
                     }
+                }
+                Op::Batch { side, levels, order } => {
+                    let levels = ordered(&levels, order);
+                    book.apply_levels(side, &to_levels(&levels)).unwrap();
+                    for (p, q) in levels {
+                        reference.set(side, p, q);
+                    }
+                }
+                Op::BadBatch { side, mut levels, at, qty } => {
+                    levels.push((1, 1));
+                    let i = at.index(levels.len());
+                    levels[i].1 = qty;
+                    let err = book.apply_levels(side, &to_levels(&levels)).unwrap_err();
+                    prop_assert!(matches!(err, BookError::NegativeQty { .. }), "{err:?}");
                 }
                 Op::MarkStale => {
                     book.mark_stale();
