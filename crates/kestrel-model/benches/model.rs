@@ -1,6 +1,7 @@
 //! Criterion benches of the model's hot paths (STYLE.md 2.6): `Price` parse and format (every
 //! depth level and every order goes through them), order-book delta application at 100 and 1,000
-//! levels per side, best bid/ask, and the `top_into` copy the engine receives per update.
+//! levels per side (level by level with `set_level`, and per side with `apply_levels`), best
+//! bid/ask, and the `top_into` copy the engine receives per update.
 //!
 //! Run: `cargo bench -p kestrel-model` (CI: `cargo bench --no-run`). Compare numbers only on the
 //! same machine.
@@ -98,6 +99,24 @@ fn bench_book(c: &mut Criterion) {
                 for &(side, price, qty) in d {
                     book.set_level(side, black_box(price), black_box(qty)).expect("valid level");
                 }
+                book.set_update_id(i as u64);
+            })
+        });
+
+        // The same deltas through the batch API, one call per side (as depth sync does).
+        let mut book = self::book(n);
+        let per_side = |d: &[(BookSide, Price, Qty)], side: BookSide| -> Vec<Level> {
+            d.iter().filter(|l| l.0 == side).map(|&(_, p, q)| Level::new(p, q)).collect()
+        };
+        let batches: Vec<[Vec<Level>; 2]> =
+            ds.iter().map(|d| [per_side(d, BookSide::Bid), per_side(d, BookSide::Ask)]).collect();
+        let mut i = 0usize;
+        g.bench_with_input(BenchmarkId::new("apply_levels_20", n), &n, |b, _| {
+            b.iter(|| {
+                let [bids, asks] = &batches[i & 1];
+                i += 1;
+                book.apply_levels(BookSide::Bid, black_box(bids)).expect("valid levels");
+                book.apply_levels(BookSide::Ask, black_box(asks)).expect("valid levels");
                 book.set_update_id(i as u64);
             })
         });
