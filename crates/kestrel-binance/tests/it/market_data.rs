@@ -232,14 +232,9 @@ async fn overlapping_reconnect_without_gap(
     )
     .await;
     // The old socket is released once the new one continues the book.
-    tokio::time::timeout(WAIT, async {
-        while r.ex.open_connections() != 1 {
-            tokio::task::yield_now().await;
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .expect("old connection never released");
+    tokio::time::timeout(WAIT, r.ex.until_open_connections(1))
+        .await
+        .expect("old connection never released");
     stop.cancel();
     ticker.await.unwrap();
     // No resync note, no stale view, update ids never go backwards.
@@ -390,10 +385,15 @@ async fn snapshot_failures_are_retried() {
     r.ex.snapshots_fail.store(true, Ordering::SeqCst);
     // A few failed attempts, then the source recovers.
     wait_note(&mut r.notes, "connected", |n| matches!(n, Note::Connected(_))).await;
+    // The market keeps moving while the task retries (every `snapshot_retry`), until the third
+    // attempt has been served.
     tokio::time::timeout(WAIT, async {
-        while r.ex.snapshot_calls.load(Ordering::SeqCst) < 3 {
+        loop {
             r.ex.step("BTCUSDT");
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            let third = r.ex.until_snapshot_calls(3);
+            if tokio::time::timeout(Duration::from_millis(20), third).await.is_ok() {
+                return;
+            }
         }
     })
     .await

@@ -18,7 +18,7 @@ use kestrel_binance::observer::{
 use kestrel_binance::wire::market::PartialDepth;
 use kestrel_model::{BookTop, Event, Level, Price, Qty, Symbol};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -61,6 +61,19 @@ pub struct FakeExchange {
     in_flight: AtomicUsize,
     /// Delay of each snapshot answer.
     pub snapshot_delay_ms: AtomicU64,
+    /// Open WebSocket connections, for tests that wait for a count (no polling).
+    open: watch::Sender<usize>,
+    /// Snapshot requests served (as `snapshot_calls`), for tests that wait for a count.
+    served: watch::Sender<usize>,
+}
+
+/// Counts a served connection as open until dropped (any way `serve` returns).
+struct OpenGuard<'a>(&'a watch::Sender<usize>);
+
+impl Drop for OpenGuard<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
 }
 
 pub fn sym(s: &str) -> Symbol {
@@ -96,6 +109,8 @@ impl FakeExchange {
             snapshot_max_in_flight: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             snapshot_delay_ms: AtomicU64::new(0),
+            open: watch::channel(0).0,
+            served: watch::channel(0).0,
         });
         let ex2 = ex.clone();
         tokio::spawn(async move {
@@ -134,6 +149,8 @@ impl FakeExchange {
         let (tx, mut rx) = mpsc::unbounded_channel();
         self.conns.lock().unwrap().push(ConnEntry { streams, tx });
         self.connections_total.fetch_add(1, Ordering::SeqCst);
+        self.open.send_modify(|n| *n += 1);
+        let _open = OpenGuard(&self.open);
         let (mut sink, mut stream) = ws.split();
         loop {
             tokio::select! {
@@ -188,6 +205,16 @@ impl FakeExchange {
         for c in conns.drain(..) {
             let _ = c.tx.send(Out::Close);
         }
+    }
+
+    /// Waits (without polling) until exactly `n` connections are open.
+    pub async fn until_open_connections(&self, n: usize) {
+        self.open.subscribe().wait_for(|open| *open == n).await.unwrap();
+    }
+
+    /// Waits (without polling) until at least `n` snapshot requests have been served.
+    pub async fn until_snapshot_calls(&self, n: usize) {
+        self.served.subscribe().wait_for(|served| *served >= n).await.unwrap();
     }
 
     pub fn open_connections(&self) -> usize {
@@ -333,6 +360,7 @@ impl SnapshotSource for FakeSnapshots {
             }
             ex.in_flight.fetch_sub(1, Ordering::SeqCst);
             ex.snapshot_calls.fetch_add(1, Ordering::SeqCst);
+            ex.served.send_modify(|n| *n += 1);
             if ex.snapshots_fail.load(Ordering::SeqCst) {
                 return Err(SnapshotError { symbol, source: Box::new(FakeError) });
             }

@@ -1,7 +1,9 @@
 //! Rate limiting against `kestrel-sim`: 429 back-off and recovery (S06), 418 full stop until
 //! the ban ends (S07), header-corrected weight.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use kestrel_binance::error::BinanceError;
 use kestrel_sim::Fault;
@@ -21,11 +23,31 @@ async fn scenario_s06_429_backs_off_per_retry_after_and_recovers() {
         "{e:?}"
     );
     assert!(e.is_rate_limited() && e.is_retryable());
-    // Every request now waits out Retry-After instead of hammering the exchange.
-    let t = Instant::now();
-    let (a, b) = tokio::join!(c.server_time(), c.depth(btc(), 5));
-    assert!(a.is_ok() && b.is_ok());
-    assert!(t.elapsed() >= Duration::from_millis(900), "waited only {:?}", t.elapsed());
+    // Every request now waits out Retry-After instead of hammering the exchange. The limiter
+    // reads tokio's clock, so the test freezes it and moves it to the pause's end instead of
+    // waiting a real second; nothing is in flight while it moves.
+    tokio::time::pause();
+    let (left, banned) = c.rate_limiter().paused_for().unwrap();
+    assert!(!banned && left <= Duration::from_secs(1));
+    let end = Instant::now() + left;
+    let request = |c: kestrel_binance::rest::RestClient, depth: bool| async move {
+        let ok =
+            if depth { c.depth(btc(), 5).await.is_ok() } else { c.server_time().await.is_ok() };
+        (ok, Instant::now())
+    };
+    let a = tokio::spawn(request(c.clone(), false));
+    let b = tokio::spawn(request(c.clone(), true));
+    tokio::time::advance(left - Duration::from_millis(1)).await;
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(sim.stats().rest_requests, before + 1, "a request went out during the pause");
+    tokio::time::advance(Duration::from_millis(1)).await;
+    tokio::time::resume();
+    for (i, r) in [a.await.unwrap(), b.await.unwrap()].into_iter().enumerate() {
+        assert!(r.0, "TC{i}: request failed after the pause");
+        assert!(r.1 >= end, "TC{i}: request finished before the pause ended");
+    }
     let s = sim.stats();
     assert_eq!(s.rest_requests, before + 3, "one 429 then exactly the two paused requests");
     assert_eq!(s.http_418, 0, "never escalated to a ban");
@@ -53,10 +75,20 @@ async fn scenario_s07_418_stops_every_request_until_the_ban_ends() {
         BinanceError::RateLimited { banned: true, .. }
     ));
     assert_eq!(sim.stats().rest_requests, sent);
+    // The ban's end is the event under test. The limiter reads tokio's clock: freeze it and
+    // move it to the end instead of waiting two real seconds (nothing is in flight meanwhile).
+    tokio::time::pause();
     let (left, banned) = c.rate_limiter().paused_for().unwrap();
     assert!(banned && left <= Duration::from_secs(2));
-    // The ban's end is the event under test: wait exactly until then.
-    tokio::time::sleep(left).await;
+    // 1 ms before the end: still a full stop.
+    tokio::time::advance(left - Duration::from_millis(1)).await;
+    assert!(matches!(
+        c.server_time().await.unwrap_err(),
+        BinanceError::RateLimited { banned: true, .. }
+    ));
+    assert_eq!(sim.stats().rest_requests, sent);
+    tokio::time::advance(Duration::from_millis(1)).await;
+    tokio::time::resume();
     c.server_time().await.unwrap();
     assert_eq!(sim.stats().rest_requests, sent + 1);
     sim.shutdown().await;
