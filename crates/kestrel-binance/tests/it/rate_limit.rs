@@ -1,11 +1,13 @@
 //! Rate limiting against `kestrel-sim`: 429 back-off and recovery (S06), 418 full stop until
-//! the ban ends (S07), header-corrected weight.
+//! the ban ends (S07), two bots sharing one IP's budget (S09), header-corrected weight.
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use kestrel_binance::error::BinanceError;
+use kestrel_binance::rate_limit::{ExchangeLimits, Limit};
+use kestrel_binance::rest::RestClient;
 use kestrel_sim::Fault;
 
 use crate::rest::{btc, rest, sim};
@@ -91,6 +93,60 @@ async fn scenario_s07_418_stops_every_request_until_the_ban_ends() {
     tokio::time::resume();
     c.server_time().await.unwrap();
     assert_eq!(sim.stats().rest_requests, sent + 1);
+    sim.shutdown().await;
+}
+
+/// S09: two bots on one IP, each configured for half of the exchange's weight limit. Each
+/// spends exactly its half; the next request of either waits for its own window instead of
+/// going out (where it would meet the exchange's 429), and goes out once the window rolls.
+#[tokio::test]
+async fn scenario_s09_bots_sharing_an_ip_stay_within_their_share() {
+    let mut cfg = kestrel_sim::SimConfig::default_market();
+    cfg.manual_market = true;
+    cfg.limits.request_weight_per_minute = 100;
+    let sim = kestrel_sim::Sim::start(cfg, "127.0.0.1:0").await.unwrap();
+    // One exchange minute for the whole test (its windows are aligned to its clock).
+    sim.set_time_ms(1_700_000_040_000 + 1_000);
+    let bot = || {
+        let mut c = crate::rest::rest_config(&sim);
+        c.rate_limit_share_pct = 50;
+        c.limits = ExchangeLimits {
+            request_weight: vec![Limit { interval: Duration::from_secs(60), limit: 100 }],
+            orders: ExchangeLimits::binance_spot_default().orders,
+        };
+        RestClient::new(c).unwrap()
+    };
+    let (a, b) = (bot(), bot());
+    // TC0: each bot's 50 (weight 1 each) go out and succeed: 100 in all, the exchange's limit.
+    for (i, c) in [&a, &b].into_iter().enumerate() {
+        for _ in 0..50 {
+            c.server_time().await.unwrap_or_else(|e| panic!("TC0 bot {i}: {e:?}"));
+        }
+    }
+    let sent = sim.stats().rest_requests;
+    assert_eq!(sent, 100);
+    // TC1: one more request per bot waits (nothing sent). The client windows read tokio's
+    // clock: freeze it so the test can move it to the windows' end instead of waiting a minute.
+    tokio::time::pause();
+    let more = |c: &RestClient| {
+        let c = c.clone();
+        tokio::spawn(async move { c.server_time().await })
+    };
+    let (ma, mb) = (more(&a), more(&b));
+    tokio::time::advance(Duration::from_secs(59)).await;
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(sim.stats().rest_requests, sent, "TC1: a bot went past its share");
+    // TC2: a minute later (both clocks) both go out and succeed; the exchange never said 429.
+    sim.advance_time_ms(60_000);
+    tokio::time::advance(Duration::from_secs(1)).await;
+    tokio::time::resume();
+    ma.await.unwrap().unwrap();
+    mb.await.unwrap().unwrap();
+    let s = sim.stats();
+    assert_eq!(s.rest_requests, sent + 2);
+    assert_eq!((s.http_429, s.http_418), (0, 0), "TC2: the shared IP hit the exchange's limit");
     sim.shutdown().await;
 }
 
