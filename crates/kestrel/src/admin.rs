@@ -80,6 +80,13 @@ fn router(control: Control, token: Option<Arc<Secret>>) -> Router {
         .fallback(|| async {
             error(StatusCode::NOT_FOUND, "no such endpoint; see `kestrel --help`")
         })
+        .method_not_allowed_fallback(|| async {
+            error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "wrong method: GET /status and /metrics; POST /halt, /resume, /cancel-all, \
+                 /restart-ws, /fallback-rest",
+            )
+        })
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)
 }

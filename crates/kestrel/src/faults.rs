@@ -315,19 +315,25 @@ pub async fn watch(mut deps: WatchDeps, cancel: CancellationToken) {
     }
 }
 
-/// Whether the engine held an `Unknown` order in the previous snapshot.
+/// How long `ORDER_UNKNOWN` may stay raised while the engine holds no `Unknown` order before
+/// the watcher clears it: the gateway raises the class a moment before the engine has seen
+/// the unknown outcome, so a snapshot published in between must not clear it.
+pub const ORDER_UNKNOWN_SETTLE: Duration = Duration::from_secs(1);
+
+/// The watcher's view of `ORDER_UNKNOWN`.
 #[derive(Debug, Default)]
 struct UnknownOrders {
-    /// Any order `Unknown` in the previous snapshot.
-    any: bool,
+    /// Since when the class has been raised while the engine held no `Unknown` order.
+    settled_since: Option<std::time::Instant>,
 }
 
-/// `KILL_SWITCH` follows `snap.kill_switch`. `ORDER_UNKNOWN` follows the engine's orders on
-/// their edges only: the execution gateway raises it the moment a request's outcome becomes
-/// unknown (before the engine has even seen that), and clears it when its own query settles
-/// the order; but an unknown order is just as often settled by its execution report on the
-/// user stream, which the gateway never sees. So: engine has `Unknown` orders → raise (no-op
-/// if already raised); the engine's last `Unknown` order settled → clear.
+/// `KILL_SWITCH` follows `snap.kill_switch`. `ORDER_UNKNOWN` follows the engine's orders:
+/// the execution gateway raises it the moment a request's outcome becomes unknown and clears
+/// it when its own query settles the order; but the outcome is just as often settled by the
+/// order's execution report on the user stream (the engine then never queries, e.g. an IOC
+/// that already expired), which the gateway never sees. So: the engine holds `Unknown`
+/// orders → raised; raised while the engine has held none for [`ORDER_UNKNOWN_SETTLE`] →
+/// cleared.
 fn follow_engine(snap: &EngineSnapshot, faults: &FaultBoard, unknown: &mut UnknownOrders) {
     follow_kill_switch(snap, faults);
     let mut unknown_now = snap
@@ -335,16 +341,27 @@ fn follow_engine(snap: &EngineSnapshot, faults: &FaultBoard, unknown: &mut Unkno
         .iter()
         .flat_map(|s| s.open_orders.iter())
         .filter(|o| o.status == OrderStatus::Unknown)
-        .map(|o| o.client_id);
-    let any = unknown_now.clone().next().is_some();
-    if any && !unknown.any {
-        let ids: Vec<String> = unknown_now.by_ref().map(|id| id.to_string()).collect();
-        faults
-            .raise(FaultClass::ORDER_UNKNOWN, format_args!("outcome unknown: {}", ids.join(", ")));
-    } else if !any && unknown.any {
-        faults.clear(FaultClass::ORDER_UNKNOWN);
+        .map(|o| o.client_id)
+        .peekable();
+    if unknown_now.peek().is_some() {
+        unknown.settled_since = None;
+        if !faults.is_active(FaultClass::ORDER_UNKNOWN) {
+            let ids: Vec<String> = unknown_now.map(|id| id.to_string()).collect();
+            faults.raise(
+                FaultClass::ORDER_UNKNOWN,
+                format_args!("outcome unknown: {}", ids.join(", ")),
+            );
+        }
+    } else if faults.is_active(FaultClass::ORDER_UNKNOWN) {
+        let now = std::time::Instant::now();
+        let since = *unknown.settled_since.get_or_insert(now);
+        if now.duration_since(since) >= ORDER_UNKNOWN_SETTLE {
+            faults.clear(FaultClass::ORDER_UNKNOWN);
+            unknown.settled_since = None;
+        }
+    } else {
+        unknown.settled_since = None;
     }
-    unknown.any = any;
 }
 
 /// `KILL_SWITCH` follows `snap.kill_switch`.
