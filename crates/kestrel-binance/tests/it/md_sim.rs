@@ -1,5 +1,6 @@
 //! Market data against `kestrel-sim` over real sockets: the simulator's own depth streams,
-//! REST snapshots (through the real `RestClient` and its rate limiter) and fault injection.
+//! REST snapshots (through the real `RestClient` and its rate limiter), fault injection and the
+//! REST fallback (M2).
 //! The simulator runs in manual-market mode: the market moves only when a test steps it, so a
 //! book can be compared with the simulator's REST depth at the same update id.
 #![allow(clippy::unwrap_used)]
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use kestrel_binance::endpoints::Endpoints;
 use kestrel_binance::market_data::{self, MarketDataConfig, MarketDataDeps, MarketDataHandle};
-use kestrel_binance::observer::{ReconnectReason, StaleReason};
+use kestrel_binance::observer::{MarketDataMode, ReconnectReason, StaleReason};
 use kestrel_binance::rest::{RestClient, RestConfig};
 use kestrel_model::{BookSource, BookState, Event, SystemClock};
 use kestrel_sim::{Fault, Sim, SimConfig, SimHandle};
@@ -59,9 +60,14 @@ async fn sim_rig(symbols: &[&str], tweak: impl FnOnce(&mut MarketDataConfig)) ->
     SimRig { sim, rest, handle, events, notes }
 }
 
-/// Steps the simulated market until our synced view of `symbol` is at the simulator's current
-/// update id, then checks its top levels against the simulator's REST depth.
+/// Steps the simulated market until our synced WebSocket view of `symbol` is at the simulator's
+/// current update id, then checks its top levels against the simulator's REST depth.
 async fn until_equal_to_sim(r: &mut SimRig, symbol: &str) {
+    until_equal_to_sim_from(r, symbol, BookSource::WebSocket).await;
+}
+
+/// [`until_equal_to_sim`] for a view from `source`.
+async fn until_equal_to_sim_from(r: &mut SimRig, symbol: &str, source: BookSource) {
     let top = tokio::time::timeout(WAIT, async {
         loop {
             r.sim.step_market(1);
@@ -76,7 +82,7 @@ async fn until_equal_to_sim(r: &mut SimRig, symbol: &str) {
                     }
                     if t.symbol.as_str() == symbol
                         && t.state == BookState::Synced
-                        && t.source == BookSource::WebSocket
+                        && t.source == source
                         && Some(t.update_id) == r.sim.last_update_id(symbol)
                     {
                         return t;
@@ -93,6 +99,39 @@ async fn until_equal_to_sim(r: &mut SimRig, symbol: &str) {
     assert_eq!(top.bids(), &snap.bids[..n], "{symbol} bids differ from the simulator's book");
     let n = top.asks().len();
     assert_eq!(top.asks(), &snap.asks[..n], "{symbol} asks differ from the simulator's book");
+}
+
+/// M2 against the simulator: the stream endpoint refuses connections past `fallback_after`, the
+/// book continues from REST polls and equals the simulator's; once the endpoint is back and
+/// healthy for the grace period, the WebSocket takes over again with a fresh snapshot.
+#[tokio::test]
+async fn fallback_sim_ws_outage_serves_rest_book_then_switches_back() {
+    let mut r = sim_rig(&["BTCUSDT"], |c| {
+        c.fallback.fallback_after = Duration::from_millis(300);
+        c.fallback.recover_grace = Duration::from_millis(200);
+        c.fallback.min_poll_interval = Duration::from_millis(50);
+    })
+    .await;
+    until_equal_to_sim(&mut r, "BTCUSDT").await;
+    r.sim
+        .inject(Fault::RefuseConnections { kind: Some("stream".into()), duration_ms: 600_000 })
+        .unwrap();
+    r.sim.inject(Fault::DropConnections { conn_id: None }).unwrap();
+    wait_note(&mut r.notes, "fallback mode", |n| *n == Note::Mode(MarketDataMode::RestFallback))
+        .await;
+    until_equal_to_sim_from(&mut r, "BTCUSDT", BookSource::RestFallback).await;
+    assert_eq!(r.handle.status().groups[0].mode, MarketDataMode::RestFallback);
+    // The endpoint comes back (Clear lifts the refusal).
+    r.sim.inject(Fault::Clear).unwrap();
+    wait_note(&mut r.notes, "back on the WebSocket", |n| {
+        *n == Note::Mode(MarketDataMode::WebSocket)
+    })
+    .await;
+    until_equal_to_sim(&mut r, "BTCUSDT").await;
+    let st = r.sim.stats();
+    assert_eq!((st.http_429, st.http_418), (0, 0));
+    r.handle.shutdown().await;
+    r.sim.shutdown().await;
 }
 
 #[tokio::test]
