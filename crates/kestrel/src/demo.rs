@@ -105,12 +105,6 @@ listen = "{admin}"
 
 [shutdown]
 cancel_all_on_exit = true
-
-# Every journal write is an fsync (synchronous=FULL); on a laptop disk that alone takes
-# milliseconds, so the demo's exec/user-stream budgets allow for it.
-[task_budgets]
-exec_us = 100000
-user_stream_us = 100000
 "#,
         journal = journal.display()
     )

@@ -36,6 +36,7 @@ use kestrel_engine::{
 use kestrel_model::{
     Action, Clock, Command, Event, InstrumentSpec, OrderType, Price, Symbol, SystemClock,
 };
+use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -43,7 +44,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{
     Config, DepthSpeed, ExchangeEnv, OrderTransport, StrategyConfig, TakerOrderStyle,
 };
-use crate::engine_thread::{self, EngineThreadConfig, EngineThreadIo};
+use crate::engine_thread::{self, EngineThreadConfig, EngineThreadIo, OverrunTracker};
 use crate::exec::{self, ExecDeps, JournalCallError};
 use crate::faults::{FaultBoard, FaultClass};
 use crate::journal::{Journal, JournalError};
@@ -72,12 +73,35 @@ pub const RECONCILE_ROUNDS: usize = 3;
 /// The journal shared by the gateway and the user-data task. Calls run on tokio's blocking
 /// pool (each is a durable SQLite transaction with an fsync), one at a time.
 #[derive(Debug, Clone)]
-pub struct SharedJournal(Arc<Mutex<Journal>>);
+pub struct SharedJournal(Arc<Mutex<Timed>>);
+
+/// The journal and, when instrumented, how its calls are timed.
+#[derive(Debug)]
+struct Timed {
+    /// The journal itself.
+    journal: Journal,
+    /// `task_latency_seconds{task="journal"}` and the `journal` budget, per call.
+    timing: Option<(Histogram, OverrunTracker)>,
+}
 
 impl SharedJournal {
-    /// Wraps an open journal.
+    /// Wraps an open journal (calls are not timed).
     pub fn new(journal: Journal) -> Self {
-        Self(Arc::new(Mutex::new(journal)))
+        Self(Arc::new(Mutex::new(Timed { journal, timing: None })))
+    }
+
+    /// Wraps an open journal and times every call (the transaction with its fsync, not the
+    /// wait for the journal): `task_latency_seconds{task="journal"}`, and
+    /// `ASYNC_TASK_OVERRUN` when one call takes longer than `budget`.
+    pub fn instrumented(
+        journal: Journal,
+        metrics: &Metrics,
+        faults: FaultBoard,
+        budget: Duration,
+    ) -> Self {
+        let timing =
+            (metrics.task_latency("journal"), OverrunTracker::new("journal", budget, faults));
+        Self(Arc::new(Mutex::new(Timed { journal, timing: Some(timing) })))
     }
 
     /// Runs `f` on the journal on a blocking thread.
@@ -88,9 +112,17 @@ impl SharedJournal {
     {
         let inner = self.0.clone();
         tokio::task::spawn_blocking(move || {
-            let mut j =
+            let mut guard =
                 inner.lock().map_err(|_| JournalCallError::Worker("journal lock poisoned"))?;
-            f(&mut j).map_err(JournalCallError::from)
+            let t = &mut *guard;
+            let started = std::time::Instant::now();
+            let r = f(&mut t.journal).map_err(JournalCallError::from);
+            if let Some((latency, overrun)) = t.timing.as_mut() {
+                let took = started.elapsed();
+                latency.observe(took.as_secs_f64());
+                overrun.record(took);
+            }
+            r
         })
         .await
         .map_err(|_| JournalCallError::Worker("journal task failed"))?
@@ -289,7 +321,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let journal = tokio::task::spawn_blocking(move || Journal::open(&path))
         .await
         .context("opening the journal")??;
-    let journal = SharedJournal::new(journal);
+    let journal =
+        SharedJournal::instrumented(journal, &metrics, faults.clone(), config.task_budgets.journal);
     let seeded = reconcile_startup(&config, &rest, &journal, &*clock).await?;
 
     // Engine.

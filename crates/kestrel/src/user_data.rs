@@ -50,7 +50,8 @@ pub struct UserDataDeps {
     pub faults: FaultBoard,
     /// Wall clock.
     pub clock: Arc<dyn Clock>,
-    /// Budget for one report → journal → engine.
+    /// Budget for the task's own work per report (journal writes and waits for the engine's
+    /// inbox excluded).
     pub budget: Duration,
     /// The traded symbols, whose trades are fetched on resync.
     pub symbols: Vec<Symbol>,
@@ -71,6 +72,10 @@ pub async fn run(deps: UserDataDeps, cancel: CancellationToken) {
     let mut check = tokio::time::interval(CONNECTION_CHECK);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut subscribed = false;
+    // Before the first subscription, the stream is not "down" but starting: the fault waits
+    // until the first attempt (connect + subscribe, each answer awaited at most
+    // `request_timeout`) has had time to fail.
+    let first_attempt_over = Instant::now() + deps.stream.ws.request_timeout;
     loop {
         let ev = tokio::select! {
             biased;
@@ -78,14 +83,19 @@ pub async fn run(deps: UserDataDeps, cancel: CancellationToken) {
             ev = rx.recv() => match ev { Some(e) => e, None => break },
             _ = check.tick() => {
                 let up = stream.session.is_connected() && subscribed;
-                deps.faults.set(FaultClass::USER_STREAM_DOWN, !up, "user data stream not subscribed");
+                if subscribed || Instant::now() >= first_attempt_over {
+                    deps.faults.set(FaultClass::USER_STREAM_DOWN, !up, "user data stream not subscribed");
+                }
                 continue;
             }
         };
         let started = Instant::now();
+        // Time spent waiting (journal writes, room in the engine's inbox): not own work.
+        let mut waited = Duration::ZERO;
+        let mut measured = true;
         let ok = match ev {
             UserEvent::Order(u) => {
-                let ok = on_order(&deps, u).await;
+                let ok = on_order(&deps, u, &mut waited).await;
                 let decided = deps.clock.now();
                 latency.observe(decided.0.saturating_sub(u.ts_local.0) as f64 * 1e-9);
                 ok
@@ -93,7 +103,7 @@ pub async fn run(deps: UserDataDeps, cancel: CancellationToken) {
             UserEvent::Balances(list) => {
                 let mut ok = true;
                 for b in list {
-                    ok &= deps.events.send(Event::Balance(b)).await.is_ok();
+                    ok &= send(&deps, Event::Balance(b), &mut waited).await;
                 }
                 ok
             }
@@ -104,10 +114,14 @@ pub async fn run(deps: UserDataDeps, cancel: CancellationToken) {
             UserEvent::ResyncNeeded(reason) => {
                 subscribed = true;
                 deps.faults.clear(FaultClass::USER_STREAM_DOWN);
+                // REST round trips, not a unit of work: not held against the budget.
+                measured = false;
                 resync(&deps, reason).await
             }
         };
-        overrun.record(started.elapsed());
+        if measured {
+            overrun.record(started.elapsed().saturating_sub(waited));
+        }
         if !ok {
             break;
         }
@@ -116,9 +130,21 @@ pub async fn run(deps: UserDataDeps, cancel: CancellationToken) {
     let _ = stream.task.await;
 }
 
-/// Journals one execution report and forwards it; false when the engine is gone.
-async fn on_order(deps: &UserDataDeps, u: OrderUpdate) -> bool {
+/// Hands `ev` to the engine, waiting for room (backpressure, counted into `waited`); false
+/// when the engine is gone.
+async fn send(deps: &UserDataDeps, ev: Event, waited: &mut Duration) -> bool {
+    let t = Instant::now();
+    let ok = deps.events.send(ev).await.is_ok();
+    *waited += t.elapsed();
+    ok
+}
+
+/// Journals one execution report and forwards it; false when the engine is gone. Time spent
+/// in the journal and waiting for the engine is added to `waited`.
+async fn on_order(deps: &UserDataDeps, u: OrderUpdate, waited: &mut Duration) -> bool {
+    let t = Instant::now();
     let recorded = deps.journal.call(move |j| j.record_update(&u)).await;
+    *waited += t.elapsed();
     let forward = match recorded {
         Ok(r) => {
             if r.fill_new {
@@ -136,7 +162,7 @@ async fn on_order(deps: &UserDataDeps, u: OrderUpdate) -> bool {
         }
     };
     if forward {
-        deps.events.send(Event::Order(u)).await.is_ok()
+        send(deps, Event::Order(u), waited).await
     } else {
         true
     }
@@ -146,6 +172,8 @@ async fn on_order(deps: &UserDataDeps, u: OrderUpdate) -> bool {
 /// balances; false when the engine is gone.
 async fn resync(deps: &UserDataDeps, reason: ResyncReason) -> bool {
     tracing::info!(?reason, "user data subscribed; resyncing orders and balances");
+    // The resync is not measured against the budget (see `run`).
+    let mut waited = Duration::ZERO;
     let open = match deps.gateway.open_orders(None).await {
         Ok(v) => v,
         Err(e) => {
@@ -155,7 +183,7 @@ async fn resync(deps: &UserDataDeps, reason: ResyncReason) -> bool {
     };
     let listed: HashSet<ClientOrderId> = open.iter().map(|u| u.client_id).collect();
     for u in open {
-        if !on_order(deps, u).await {
+        if !on_order(deps, u, &mut waited).await {
             return false;
         }
     }
@@ -166,7 +194,7 @@ async fn resync(deps: &UserDataDeps, reason: ResyncReason) -> bool {
         {
             match deps.gateway.query(o.symbol, OrderRef::Client(o.client_id)).await {
                 Ok(u) => {
-                    if !on_order(deps, u).await {
+                    if !on_order(deps, u, &mut waited).await {
                         return false;
                     }
                 }
