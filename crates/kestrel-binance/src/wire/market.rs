@@ -325,8 +325,9 @@ impl fmt::Display for BadLevels {
 /// Parses a raw JSON `[["price","qty"], ...]` slice (as borrowed from the frame by
 /// `serde_json`'s `RawValue`, which has already checked it is valid JSON) straight into `out`.
 ///
-/// The depth hot path: one tight pass over the bytes instead of serde's per-element visitor and
-/// per-string UTF-8 checks. Accepts exactly what [`LevelsInto`] accepts for Binance's payloads
+/// Used by the decoder's general path (frames the single-pass depth scanner in `decode::fast`
+/// leaves to `serde_json`): one tight pass over the bytes instead of serde's per-element visitor
+/// and per-string UTF-8 checks. Accepts exactly what [`LevelsInto`] accepts for Binance's payloads
 /// (two strings per level, plain decimals); an escaped string is refused (Binance never escapes
 /// numbers).
 pub(crate) fn parse_levels_raw(raw: &[u8], out: &mut Vec<Level>) -> Result<(), BadLevels> {
