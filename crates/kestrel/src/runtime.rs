@@ -488,6 +488,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 }
 
 impl Running {
+    /// The journal this bot writes (for in-process tests and tools: calls queue behind the
+    /// bot's own writes).
+    pub fn journal(&self) -> &SharedJournal {
+        &self.journal
+    }
+
     /// Graceful shutdown: halt, optional cancel-all, drain the gateway, stop every task,
     /// snapshot positions.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {

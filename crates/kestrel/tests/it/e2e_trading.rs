@@ -130,3 +130,173 @@ async fn e2e_bot_trades_against_sim_and_journal_matches_exchange() {
     assert!(n >= 5, "only {n} fills journaled");
     sim.shutdown().await;
 }
+
+/// Waits until `cond` holds, re-checking it whenever the engine publishes a snapshot (at least
+/// every 100 ms while market data flows), or panics after `timeout`.
+async fn wait_snapshots<F, Fut>(
+    what: &str,
+    timeout: Duration,
+    rx: &mut tokio::sync::watch::Receiver<kestrel_engine::EngineSnapshot>,
+    mut cond: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !cond().await {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, rx.changed()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => panic!("engine stopped while waiting for {what}"),
+            Err(_) => panic!("timed out waiting for {what}"),
+        }
+    }
+}
+
+/// Every trade of the demo account at the exchange, as `(symbol, trade id)`.
+async fn exchange_trade_ids(
+    rest: &kestrel_binance::rest::RestClient,
+) -> std::collections::HashSet<(kestrel_model::Symbol, u64)> {
+    let mut out = std::collections::HashSet::new();
+    for s in SYMBOLS {
+        for t in all_trades(rest, sym(s)).await {
+            out.insert((t.symbol, t.fill.trade_id.0));
+        }
+    }
+    out
+}
+
+/// S10: the user-data subscription is interrupted (WS API connection dropped, reconnects
+/// refused) while the bot keeps trading over REST, so fills happen whose execution reports are
+/// lost. After the stream is back, the resync has journaled every one of them (from `myTrades`,
+/// while the bot runs, not only at a later restart) and the engine's positions equal the
+/// exchange's balance changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_s10_user_stream_drop_no_fill_missed() {
+    use kestrel::faults::FaultClass;
+    use kestrel_sim::faults::Fault;
+
+    let sim = start_sim().await;
+    let rest = rest_client(&sim).await;
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal.sqlite");
+    let toml = kestrel::demo::demo_config_toml(
+        &sim.rest_url(),
+        &sim.ws_stream_url(),
+        &sim.ws_api_url(),
+        &journal,
+        "127.0.0.1:0".parse().unwrap(),
+    );
+    let config = Config::from_toml(
+        &toml,
+        std::path::Path::new("s10.toml"),
+        &std::collections::HashMap::new(),
+    )
+    .unwrap();
+    let running = runtime::start(config).await.unwrap();
+    let control = running.control.clone();
+    let mut rx = control.snapshots.clone();
+    let fills =
+        |c: &runtime::Control| SYMBOLS.iter().map(|s| c.metrics.fills(sym(s)).get()).sum::<u64>();
+
+    // Subscribed and trading: a fill reached the engine through the stream.
+    wait_snapshots("a first fill", TRADE_TIMEOUT, &mut rx, || async { fills(&control) >= 1 }).await;
+
+    // Outage: new WS API connections are refused and the open one is dropped.
+    sim.inject(Fault::RefuseConnections { kind: Some("ws_api".into()), duration_ms: 120_000 })
+        .unwrap();
+    for c in sim.connections().into_iter().filter(|c| c.kind == "ws_api") {
+        sim.inject(Fault::DropConnections { conn_id: Some(c.id) }).unwrap();
+    }
+    wait_snapshots("USER_STREAM_DOWN", Duration::from_secs(10), &mut rx, || async {
+        control.faults.is_active(FaultClass::USER_STREAM_DOWN)
+    })
+    .await;
+
+    // Orders keep going over REST; wait until one of ours fills while the stream is down.
+    // (A fill moves free + locked; placing or cancelling only moves funds between the two.)
+    let totals = || {
+        sim.balances("demo")
+            .unwrap()
+            .into_iter()
+            .map(|(a, (free, locked))| (a, free.checked_add(locked).unwrap()))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let before = totals();
+    wait_snapshots("a fill during the outage", TRADE_TIMEOUT, &mut rx, || async {
+        totals() != before
+    })
+    .await;
+    let during = exchange_trade_ids(&rest).await;
+    let journaled = || async {
+        let fills = running.journal().call(|j| j.all_fills()).await.unwrap();
+        fills
+            .iter()
+            .map(|f| (f.symbol, f.fill.trade_id.0))
+            .collect::<std::collections::HashSet<_>>()
+    };
+    let missed: Vec<_> = during.difference(&journaled().await).copied().collect();
+    assert!(!missed.is_empty(), "no fill was missed while the stream was down: nothing tested");
+
+    // Back: the bot resubscribes, resyncs, and journals the missed fills.
+    sim.inject(Fault::RefuseConnections { kind: Some("ws_api".into()), duration_ms: 0 }).unwrap();
+    wait_snapshots("the stream back up", Duration::from_secs(30), &mut rx, || async {
+        !control.faults.is_active(FaultClass::USER_STREAM_DOWN)
+    })
+    .await;
+    wait_snapshots("the missed fills journaled", Duration::from_secs(10), &mut rx, || async {
+        let j = journaled().await;
+        missed.iter().all(|t| j.contains(t))
+    })
+    .await;
+
+    // Positions: with nothing resting and nothing in flight, the engine's position on every
+    // symbol equals the exchange's balance change of its base asset (fees included).
+    let (code, _) = post(&format!("http://{}", running.admin_addr), "/halt", "{}").await;
+    assert_eq!(code, 200);
+    let (code, _) = post(&format!("http://{}", running.admin_addr), "/cancel-all", "{}").await;
+    assert_eq!(code, 200);
+    let position_gap = |snap: &kestrel_engine::EngineSnapshot| -> Vec<String> {
+        let balances = sim.balances("demo").unwrap();
+        INITIAL
+            .iter()
+            .filter_map(|(asset, initial)| {
+                let s = snap.symbols.iter().find(|s| s.symbol == sym(&format!("{asset}USDT")))?;
+                let (free, locked) = balances[*asset];
+                let delta = free
+                    .checked_add(locked)
+                    .unwrap()
+                    .checked_sub(initial.parse().unwrap())
+                    .unwrap();
+                let pos = kestrel_model::Notional::from_mantissa(
+                    i128::from(s.position.mantissa()) * 100_000_000,
+                );
+                (pos != delta).then(|| format!("{asset}: engine {pos} exchange {delta}"))
+            })
+            .collect()
+    };
+    wait_snapshots(
+        "engine positions == exchange balances",
+        Duration::from_secs(10),
+        &mut rx,
+        || {
+            let snap = rx_snapshot(&control);
+            let quiet = snap.symbols.iter().all(|s| s.open_orders.is_empty());
+            let gap = position_gap(&snap);
+            async move { quiet && gap.is_empty() }
+        },
+    )
+    .await;
+
+    running.shutdown().await.unwrap();
+    let n = assert_journal_matches_exchange(&sim, &rest, &journal).await;
+    eprintln!(
+        "scenario_s10: {} fills missed while down were recovered; {n} fills in all",
+        missed.len()
+    );
+    sim.shutdown().await;
+}
+
+fn rx_snapshot(c: &runtime::Control) -> kestrel_engine::EngineSnapshot {
+    c.snapshots.borrow().clone()
+}
