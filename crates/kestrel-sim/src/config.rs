@@ -698,8 +698,12 @@ mod tests {
         assert!(e.contains("tick_ms"), "{e}");
         // TC3: unknown field named.
         let text = format!("{base}\n[market_rates]\ndepth_hz = 1\n");
-        let e = SimConfig::from_toml_str(&text).unwrap_err().to_string();
-        assert!(e.contains("depth_hz"), "{e}");
+        let e = SimConfig::from_toml_str(&text).unwrap_err();
+        let full = format!(
+            "{e}: {}",
+            std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default()
+        );
+        assert!(full.contains("depth_hz"), "{full}");
     }
 
     #[test]

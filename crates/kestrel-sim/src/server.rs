@@ -277,28 +277,41 @@ pub(crate) fn owed(rate: u32, elapsed: Duration, done: u64) -> (u64, u64) {
 }
 
 /// The rate-driven market ([`crate::config::MarketRates`]): every `tick_ms`, does the depth
-/// steps, trades and bookTickers each symbol owes since the start, interleaved across symbols,
-/// under one lock per tick.
+/// steps, trades and bookTickers each symbol owes. Symbol `i`'s schedule is shifted by
+/// `i / n` of a period, so with many symbols the work (and the exchange lock) is spread evenly
+/// over time instead of every symbol stepping in the same tick, as on a real exchange whose
+/// pairs are not phase-locked.
 async fn drive_rates(sh: Arc<Shared>, rates: crate::config::MarketRates) {
     let mut tick = tokio::time::interval(Duration::from_millis(rates.tick_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let start = tokio::time::Instant::now();
-    let (mut depth_done, mut trades_done, mut bt_done) = (0u64, 0u64, 0u64);
+    let n = lock(&sh.ex).symbols.len();
+    // Per symbol: (depth, trades, bookTicker) done so far.
+    let mut done = vec![(0u64, 0u64, 0u64); n];
+    let kinds = [rates.depth_per_s, rates.trades_per_s, rates.book_ticker_per_s];
+    // Phase of symbol i for a rate r: i/n of that rate's period, in ns.
+    let phase = |i: usize, rate: u32| -> Duration {
+        if rate == 0 || n == 0 {
+            return Duration::ZERO;
+        }
+        let period_ns = 1_000_000_000u64 / u64::from(rate);
+        Duration::from_nanos(period_ns * i as u64 / n as u64)
+    };
     loop {
         tokio::select! {
             biased;
             () = sh.cancel.cancelled() => break,
             _ = tick.tick() => {
                 let elapsed = start.elapsed();
-                let (depth, d) = owed(rates.depth_per_s, elapsed, depth_done);
-                let (trades, t) = owed(rates.trades_per_s, elapsed, trades_done);
-                let (bts, b) = owed(rates.book_ticker_per_s, elapsed, bt_done);
-                (depth_done, trades_done, bt_done) = (d, t, b);
-                let now = sh.clock.now_ms();
                 let mut ex = lock(&sh.ex);
-                let n = ex.symbols.len();
-                for round in 0..depth.max(trades).max(bts) {
-                    for sym in 0..n {
+                let now = sh.clock.now_ms();
+                for (sym, d) in done.iter_mut().enumerate() {
+                    let [rd, rt, rb] = kinds;
+                    let (depth, nd) = owed(rd, elapsed + phase(sym, rd), d.0);
+                    let (trades, nt) = owed(rt, elapsed + phase(sym, rt), d.1);
+                    let (bts, nb) = owed(rb, elapsed + phase(sym, rb), d.2);
+                    *d = (nd, nt, nb);
+                    for round in 0..depth.max(trades).max(bts) {
                         if round < trades {
                             ex.market_trade(sym, now);
                         }

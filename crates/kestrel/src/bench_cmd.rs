@@ -113,10 +113,14 @@ pub struct AssertArgs {
     /// Also write the markdown table to FILE (for a PR comment).
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
-    /// Allowed relative regression of p95/p99 latencies and throughput vs the baseline, as a
-    /// fraction (0.25 = 25 %).
+    /// Allowed relative regression of throughput (signals/s, orders/s, messages/s) and bot CPU
+    /// vs the baseline, as a fraction (0.5 = 50 %).
     #[arg(long, value_name = "FRACTION", default_value_t = Thresholds::DEFAULT_TOLERANCE, value_parser = non_negative)]
     pub tolerance: f64,
+    /// Allowed relative regression of p95/p99 latencies vs the baseline, as a fraction
+    /// (4.0 = a latency may grow to 5× before it fails; latencies are histogram bucket bounds).
+    #[arg(long, value_name = "FRACTION", default_value_t = Thresholds::DEFAULT_LATENCY_TOLERANCE, value_parser = non_negative)]
+    pub latency_tolerance: f64,
     /// Absolute ceiling on task_latency p95, seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = Thresholds::DEFAULT_MAX_TASK_P95_S, value_parser = non_negative)]
     pub max_task_p95: f64,
@@ -290,6 +294,7 @@ pub fn assert(args: &AssertArgs) -> anyhow::Result<()> {
         max_task_p95_s: args.max_task_p95,
         max_cpu_percent: args.max_cpu,
         tolerance: args.tolerance,
+        latency_tolerance: args.latency_tolerance,
         latency_floor_s: args.latency_floor,
     };
     let comparison = gate::compare(&new.figures, &baseline.figures, &thresholds);
@@ -337,6 +342,7 @@ mod tests {
             baseline: dir.join("base.json"),
             markdown: Some(dir.join("out/table.md")),
             tolerance: Thresholds::DEFAULT_TOLERANCE,
+            latency_tolerance: Thresholds::DEFAULT_LATENCY_TOLERANCE,
             max_task_p95: Thresholds::DEFAULT_MAX_TASK_P95_S,
             max_cpu: Thresholds::DEFAULT_MAX_CPU_PERCENT,
             latency_floor: Thresholds::DEFAULT_LATENCY_FLOOR_S,

@@ -4,8 +4,10 @@
 //! Checks, per metric:
 //! - absolute: task latency p95 below [`Thresholds::max_task_p95_s`] and bot CPU below
 //!   [`Thresholds::max_cpu_percent`] (a missing figure fails: the gate cannot vouch for it);
-//! - relative: every p95/p99 latency and every throughput figure may not regress by more than
-//!   [`Thresholds::tolerance`] versus the baseline. Latency regressions smaller than
+//! - relative: every throughput figure and the bot CPU may not regress by more than
+//!   [`Thresholds::tolerance`] versus the baseline, every p95/p99 latency by more than
+//!   [`Thresholds::latency_tolerance`] (latencies are bucket upper bounds that move in 2–2.5×
+//!   steps, see `bench/README.md` for the measured noise). Latency regressions smaller than
 //!   [`Thresholds::latency_floor_s`] in absolute terms are ignored (microsecond tails on a shared
 //!   CI runner jitter by more than any ratio). A metric the baseline lacks is reported as
 //!   "no baseline" and passes; a gated metric the new report lacks fails;
@@ -22,8 +24,12 @@ pub struct Thresholds {
     pub max_task_p95_s: f64,
     /// Absolute ceiling on bot CPU, percent of one core (default 30 %).
     pub max_cpu_percent: f64,
-    /// Allowed relative regression vs the baseline, as a fraction (default 0.25 = 25 %).
+    /// Allowed relative regression of throughput and CPU vs the baseline, as a fraction
+    /// (default 0.5 = 50 %).
     pub tolerance: f64,
+    /// Allowed relative regression of p95/p99 latencies vs the baseline, as a fraction
+    /// (default 4.0: a latency must exceed 5× the baseline to fail).
+    pub latency_tolerance: f64,
     /// Latency regressions below this many seconds are noise, not regressions (default 100 µs).
     pub latency_floor_s: f64,
 }
@@ -33,8 +39,14 @@ impl Thresholds {
     pub const DEFAULT_MAX_TASK_P95_S: f64 = 0.25;
     /// Default absolute CPU ceiling, percent.
     pub const DEFAULT_MAX_CPU_PERCENT: f64 = 30.0;
-    /// Default relative tolerance (fraction).
-    pub const DEFAULT_TOLERANCE: f64 = 0.25;
+    /// Default relative tolerance of throughput and CPU (fraction). Measured noise of 5 seed
+    /// runs at load average 6–8: throughput 0 % (the seeded market is deterministic), CPU
+    /// max/min 1.23; 0.5 is about twice that swing.
+    pub const DEFAULT_TOLERANCE: f64 = 0.5;
+    /// Default relative tolerance of p95/p99 latencies (fraction). Measured: the engine task
+    /// p99 of 5 seed runs at load average 6–8 spanned 5 ms … 25 ms (two bucket steps, 5×), so
+    /// only a regression beyond 5× is called one.
+    pub const DEFAULT_LATENCY_TOLERANCE: f64 = 4.0;
     /// Default latency noise floor, seconds.
     pub const DEFAULT_LATENCY_FLOOR_S: f64 = 0.000_1;
 }
@@ -45,6 +57,7 @@ impl Default for Thresholds {
             max_task_p95_s: Self::DEFAULT_MAX_TASK_P95_S,
             max_cpu_percent: Self::DEFAULT_MAX_CPU_PERCENT,
             tolerance: Self::DEFAULT_TOLERANCE,
+            latency_tolerance: Self::DEFAULT_LATENCY_TOLERANCE,
             latency_floor_s: Self::DEFAULT_LATENCY_FLOOR_S,
         }
     }
@@ -118,6 +131,7 @@ const METRICS: &[MetricDef] = &[
     info("stale events", Unit::Count, |f| count(f.stale_events)),
     MetricDef {
         absolute: Some(|t| t.max_cpu_percent),
+        relative: true,
         ..info("bot CPU", Unit::Percent, |f| f.bot_cpu_percent)
     },
     info("peak RSS", Unit::Bytes, |f| count(f.peak_rss_bytes)),
@@ -233,16 +247,14 @@ fn judge(m: &MetricDef, new: Option<f64>, base: Option<f64>, t: &Thresholds) -> 
     }
     if m.relative {
         if let Some(b) = base {
+            let tol = if m.unit == Unit::Seconds { t.latency_tolerance } else { t.tolerance };
             let regressed = match m.better {
-                Better::Lower => n > b * (1.0 + t.tolerance) && n - b > latency_floor(m, t),
-                Better::Higher => n < b * (1.0 - t.tolerance),
+                Better::Lower => n > b * (1.0 + tol) && n - b > latency_floor(m, t),
+                Better::Higher => n < b * (1.0 - tol),
             };
             if regressed {
                 let pct = if b == 0.0 { f64::INFINITY } else { (n / b - 1.0) * 100.0 };
-                reasons.push(format!(
-                    "{pct:+.0} % vs baseline (tolerance {:.0} %)",
-                    t.tolerance * 100.0
-                ));
+                reasons.push(format!("{pct:+.0} % vs baseline (tolerance {:.0} %)", tol * 100.0));
             }
         }
     }
@@ -306,11 +318,13 @@ impl Comparison {
         }
         let _ = writeln!(
             s,
-            "\nLimits: task_latency p95 < {}, bot CPU < {}; p95/p99 latencies and throughput may \
-             regress at most {:.0} % vs the baseline (latency changes under {} ignored).",
+            "\nLimits: task_latency p95 < {}, bot CPU < {}; throughput and CPU may regress at \
+             most {:.0} % vs the baseline, p95/p99 latencies at most {:.0} % (latency changes \
+             under {} ignored).",
             fmt_value(Unit::Seconds, t.max_task_p95_s),
             fmt_value(Unit::Percent, t.max_cpu_percent),
             t.tolerance * 100.0,
+            t.latency_tolerance * 100.0,
             fmt_value(Unit::Seconds, t.latency_floor_s),
         );
         s
@@ -362,21 +376,31 @@ mod tests {
             ),
             // TC2: CPU over 30 % fails (CPU is not relative-gated).
             ("cpu absolute", |_| {}, |f| f.bot_cpu_percent = Some(35.0), &["bot CPU"]),
-            // TC3: CPU 29 % vs baseline 4 % passes (only the absolute limit applies).
-            ("cpu under limit", |_| {}, |f| f.bot_cpu_percent = Some(29.0), &[]),
-            // TC4: ws p99 doubles by 1 ms (> floor) → relative regression.
+            // TC3: CPU 29 % vs baseline 4 % is under the absolute limit but 7× the baseline.
+            ("cpu relative", |_| {}, |f| f.bot_cpu_percent = Some(29.0), &["bot CPU"]),
+            // TC3b: CPU +40 % is within the 50 % tolerance.
+            ("cpu within tolerance", |_| {}, |f| f.bot_cpu_percent = Some(5.6), &[]),
+            // TC4: ws p99 grows 6× (1 ms → 6 ms, > floor) → relative regression.
             (
                 "ws p99 regression",
                 |_| {},
-                |f| f.binance_ws_latency.as_mut().unwrap().p99 = 0.002,
+                |f| f.binance_ws_latency.as_mut().unwrap().p99 = 0.006,
                 &["binance_ws_latency p99"],
+            ),
+            // TC4b: ws p99 grows 2.5× (one bucket step) → within the latency tolerance.
+            (
+                "ws p99 one bucket",
+                |_| {},
+                |f| f.binance_ws_latency.as_mut().unwrap().p99 = 0.002_5,
+                &[],
             ),
             // TC5: +20 % is within the 25 % tolerance.
             ("within tolerance", |_| {}, |f| f.order_roundtrip_p95_s = Some(0.000_9 * 1.2), &[]),
             // TC6: task p99 doubles but only by 50 µs (< 100 µs floor) → noise, passes.
             ("under noise floor", |_| {}, |f| f.task_latency.as_mut().unwrap().p99 = 0.000_1, &[]),
-            // TC7: throughput drops 30 % → fails.
-            ("throughput drop", |_| {}, |f| f.signals_per_s = Some(210.0), &["signals/s"]),
+            // TC7: throughput drops 60 % → fails; 30 % passes.
+            ("throughput drop", |_| {}, |f| f.signals_per_s = Some(120.0), &["signals/s"]),
+            ("throughput dip", |_| {}, |f| f.signals_per_s = Some(210.0), &[]),
             // TC8: improvements pass (lower latency, higher throughput).
             (
                 "improvement",
@@ -425,7 +449,8 @@ mod tests {
         assert!(c.passed());
         assert_eq!(row(&c, "signals/s").verdict, Verdict::NoBaseline);
         assert_eq!(row(&c, "task_latency p95").verdict, Verdict::NoBaseline);
-        assert_eq!(row(&c, "bot CPU").verdict, Verdict::Pass);
+        // CPU is relative-gated too: no baseline, but its absolute limit was checked.
+        assert_eq!(row(&c, "bot CPU").verdict, Verdict::NoBaseline);
         assert_eq!(row(&c, "peak RSS").verdict, Verdict::Info);
         assert_eq!(row(&c, "signals/s").ratio, None);
     }
@@ -435,9 +460,11 @@ mod tests {
         let base = sample().figures;
         let mut n = base.clone();
         n.signals_per_s = Some(240.0); // −20 %
+        n.task_latency.as_mut().unwrap().p99 = 0.000_3; // 6×, +250 µs
         let strict = Thresholds { tolerance: 0.1, ..Thresholds::default() };
-        assert_eq!(failing(&compare(&n, &base, &strict)), ["signals/s"]);
-        assert!(compare(&n, &base, &Thresholds::default()).passed());
+        assert_eq!(failing(&compare(&n, &base, &strict)), ["task_latency p99", "signals/s"]);
+        let lax = Thresholds { latency_tolerance: 9.0, ..Thresholds::default() };
+        assert!(compare(&n, &base, &lax).passed());
     }
 
     #[test]
@@ -461,12 +488,15 @@ mod tests {
         assert!(md.starts_with("### kestrel perf gate: FAIL\n"), "{md}");
         assert!(md.contains("| metric | baseline | new | ratio | verdict |"), "{md}");
         assert!(
-            md.contains("| bot CPU | 4.0 % | 50.0 % | ×12.50 | **FAIL**: ≥ limit 30.0 % |"),
+            md.contains(
+                "| bot CPU | 4.0 % | 50.0 % | ×12.50 | **FAIL**: ≥ limit 30.0 %; +1150 % vs \
+                 baseline (tolerance 50 %) |"
+            ),
             "{md}"
         );
         assert!(md.contains("| task_latency p95 | 20.0 µs | 20.0 µs | ×1.00 | pass |"), "{md}");
         assert!(md.contains("| peak RSS | 12.0 MiB | 12.0 MiB | ×1.00 | info |"), "{md}");
-        assert!(md.contains("at most 25 %"), "{md}");
+        assert!(md.contains("at most 50 % vs the baseline, p95/p99 latencies at most 400 %"));
         // One header, one separator, one line per metric.
         assert_eq!(md.lines().filter(|l| l.starts_with('|')).count(), METRICS.len() + 2);
     }

@@ -188,8 +188,8 @@ fn symbol_name(i: u32) -> String {
     format!("S{i:03}USDT")
 }
 
-/// The simulator config for a scenario: `symbols` pairs around 100 USDT, 10 background levels
-/// a side, the rate-driven market at the scenario's rates, limits high enough that the bot's own
+/// The simulator config for a scenario: `symbols` pairs around 100 USDT with BTC-like
+/// volatility, 10 background levels a side, the rate-driven market at the scenario's rates, limits high enough that the bot's own
 /// budget is the only throttle, and the demo account funded for every pair.
 pub fn sim_config(s: &Scenario) -> SimConfig {
     let mut cfg = SimConfig::default_market();
@@ -200,12 +200,15 @@ pub fn sim_config(s: &Scenario) -> SimConfig {
             c.symbol = symbol_name(i);
             c.base = format!("S{i:03}");
             c.quote = "USDT".into();
-            c.tick_size = "0.01".into();
-            c.min_price = "0.01".into();
+            // 0.1 bp ticks and a ±3-tick walk per depth step: at 10 steps/s the mid moves
+            // ~0.6 bp/s, about BTCUSDT's volatility (2 %/day ≈ 0.7 bp/s).
+            c.tick_size = "0.001".into();
+            c.min_price = "0.001".into();
             c.step_size = "0.001".into();
             c.min_qty = "0.001".into();
             c.initial_mid = "100.00".into();
-            c.max_move_ticks = 2;
+            c.max_move_ticks = 3;
+            c.half_spread_ticks = 1;
             c.levels = 10;
             c.level_qty = "50".into();
             c.trade_probability_pct = 0;
@@ -276,10 +279,11 @@ fn free_port() -> Result<SocketAddr, RunError> {
     l.local_addr().map_err(io("finding a free port"))
 }
 
-/// `git rev-parse HEAD`, or `unknown`.
+/// `git describe --always --dirty --abbrev=40` (the commit, `-dirty` when the working tree
+/// had uncommitted changes, so a baseline from an unclean tree says so), or `unknown`.
 fn git_revision() -> String {
     Command::new("git")
-        .args(["rev-parse", "HEAD"])
+        .args(["describe", "--always", "--dirty", "--abbrev=40"])
         .stderr(Stdio::null())
         .output()
         .ok()
@@ -504,6 +508,10 @@ async fn run_async(opts: &RunOptions) -> Result<BenchReport, RunError> {
     let t0 = Instant::now();
     let mut prev = (Counts::of(&first), t0);
     let cpu0 = proc_stats::read(&proc_dir)?.cpu_seconds;
+    // The simulator's CPU, for the progress line only: a saturated simulator (not the bot)
+    // is what caps a stress step.
+    let sim_proc = proc_stats::proc_dir_of(sim.child.id());
+    let sim_cpu0 = proc_stats::read(&sim_proc).map(|p| p.cpu_seconds).unwrap_or(0.0);
     let mut samples = Vec::new();
     let mut next_sample = t0;
     let mut tick = tokio::time::interval_at(
@@ -541,7 +549,7 @@ async fn run_async(opts: &RunOptions) -> Result<BenchReport, RunError> {
         let el = (now - t0).as_secs_f64().max(1e-9);
         progress(&format!(
             "[bench {name}] {:>4.0}/{} s  md {:>8.0} msg/s  signals {:>6.0}/s  orders {:>5.1}/s  \
-             cpu {:>5.1} %  rss {:>6.1} MiB  fds {}  dropped {}",
+             cpu {:>5.1} %  rss {:>6.1} MiB  fds {}  dropped {}  (sim cpu {:.0} %)",
             el,
             opts.duration.as_secs(),
             (c.messages - prev.0.messages) / dt,
@@ -551,6 +559,7 @@ async fn run_async(opts: &RunOptions) -> Result<BenchReport, RunError> {
             stats.rss_bytes as f64 / 1048576.0,
             stats.open_fds,
             (c.dropped - Counts::of(&first).dropped) as u64,
+            proc_stats::read(&sim_proc).map_or(0.0, |p| (p.cpu_seconds - sim_cpu0) / el * 100.0),
         ));
         prev = (c, now);
     }
