@@ -7,6 +7,7 @@ mod e2e_support;
 mod e2e_trading;
 mod journal_crash;
 mod ops_cli;
+mod ops_docs;
 mod ops_faults;
 mod ops_prometheus;
 mod ops_support;
