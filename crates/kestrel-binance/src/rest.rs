@@ -259,6 +259,20 @@ pub struct Placed {
     pub fills: Vec<Fill>,
 }
 
+/// An open order as `GET /api/v3/openOrders` lists it, with what [`OrderUpdate`] leaves out:
+/// its type, time in force and limit price (needed to adopt an order the journal never saw).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenOrder {
+    /// The order's state.
+    pub update: OrderUpdate,
+    /// `type`; `None` for a type kestrel does not place (stop orders, ...).
+    pub kind: Option<OrderType>,
+    /// `timeInForce`; `None` when absent or not one kestrel uses.
+    pub time_in_force: Option<TimeInForce>,
+    /// `price`; `None` for market orders (`"0"`).
+    pub price: Option<Price>,
+}
+
 /// Which order a cancel or query addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OrderRef {
@@ -526,6 +540,43 @@ impl RestClient {
             serde_json::from_slice(&body).map_err(BinanceError::decode("open orders"))?;
         let ts = self.now();
         list.iter().map(|o| parse::order_update(o, ts, None)).collect()
+    }
+
+    /// `GET /api/v3/openOrders` (one symbol or all) with each order's type, time in force
+    /// and limit price ([`OpenOrder`]).
+    pub async fn open_orders_detailed(
+        &self,
+        symbol: Option<Symbol>,
+    ) -> Result<Vec<OpenOrder>, BinanceError> {
+        let (params, w) = match symbol {
+            Some(s) => (vec![("symbol", s.to_string())], weight::OPEN_ORDERS_SYMBOL),
+            None => (Vec::new(), weight::OPEN_ORDERS_ALL),
+        };
+        let body =
+            self.send_signed(Method::GET, "/api/v3/openOrders", params, Cost::weight(w)).await?;
+        let list: Vec<wire::rest::Order<'_>> =
+            serde_json::from_slice(&body).map_err(BinanceError::decode("open orders"))?;
+        let ts = self.now();
+        list.iter()
+            .map(|o| {
+                Ok(OpenOrder {
+                    update: parse::order_update(o, ts, None)?,
+                    kind: o.order_type.as_deref().and_then(|t| match t {
+                        "LIMIT" => Some(OrderType::Limit),
+                        "LIMIT_MAKER" => Some(OrderType::LimitMaker),
+                        "MARKET" => Some(OrderType::Market),
+                        _ => None,
+                    }),
+                    time_in_force: o.time_in_force.as_deref().and_then(|t| match t {
+                        "GTC" => Some(TimeInForce::Gtc),
+                        "IOC" => Some(TimeInForce::Ioc),
+                        "FOK" => Some(TimeInForce::Fok),
+                        _ => None,
+                    }),
+                    price: o.price.filter(|p| p.mantissa() > 0),
+                })
+            })
+            .collect()
     }
 
     /// `DELETE /api/v3/openOrders`: cancels every open order on `symbol` (order lists
