@@ -24,7 +24,7 @@ use kestrel_binance::endpoints::Endpoints;
 use kestrel_binance::error::CODE_NO_SUCH_ORDER;
 use kestrel_binance::gateway::OrderGateway;
 use kestrel_binance::market_data::{self, MarketDataConfig, MarketDataDeps, MarketDataHandle};
-use kestrel_binance::rest::{OrderRef, RestClient, RestConfig};
+use kestrel_binance::rest::{OpenOrder, OrderRef, RestClient, RestConfig};
 use kestrel_binance::sign;
 use kestrel_binance::user_stream::{UserStreamAuth, UserStreamConfig};
 use kestrel_binance::ws_api::{WsApiClient, WsApiConfig};
@@ -611,17 +611,17 @@ async fn reconcile_startup(
         let journal_open =
             journal.call(|j| j.open_orders()).await.context("reading open orders")?;
         let exch_open: Vec<_> = rest
-            .open_orders(None)
+            .open_orders_detailed(None)
             .await
             .context("fetching open orders")?
             .into_iter()
-            .filter(|u| symbols.contains(&u.symbol))
+            .filter(|o| symbols.contains(&o.update.symbol))
             .collect();
         // Journal rows for every order involved (for type/price/tif, which order updates lack).
         let mut known: HashMap<_, _> = journal_open.iter().map(|o| (o.client_id, *o)).collect();
-        for u in &exch_open {
-            if !known.contains_key(&u.client_id) {
-                let id = u.client_id;
+        for o in &exch_open {
+            if !known.contains_key(&o.update.client_id) {
+                let id = o.update.client_id;
                 if let Some(o) =
                     journal.call(move |j| j.order(&id)).await.context("reading the journal")?
                 {
@@ -629,16 +629,21 @@ async fn reconcile_startup(
                 }
             }
         }
-        let to_exchange = |u: &kestrel_model::OrderUpdate| {
+        // Type, time in force and price: the journal's, else the exchange's own listing (an
+        // order of ours the journal never saw; its time in force only for LIMIT, as kestrel
+        // journals its own orders), else a plain limit order without a price.
+        let to_exchange = |u: &kestrel_model::OrderUpdate, listed: Option<&OpenOrder>| {
             let j = known.get(&u.client_id);
             ExchangeOrder {
                 symbol: u.symbol,
                 client_id: u.client_id,
                 order_id: u.order_id.unwrap_or(kestrel_model::OrderId(0)),
                 side: u.side,
-                kind: j.map_or(OrderType::Limit, |o| o.kind),
-                time_in_force: j.and_then(|o| o.time_in_force),
-                price: j.and_then(|o| o.price),
+                kind: j.map(|o| o.kind).or(listed.and_then(|l| l.kind)).unwrap_or(OrderType::Limit),
+                time_in_force: j.and_then(|o| o.time_in_force).or(listed
+                    .filter(|l| l.kind == Some(OrderType::Limit))
+                    .and_then(|l| l.time_in_force)),
+                price: j.and_then(|o| o.price).or(listed.and_then(|l| l.price)),
                 orig_qty: u.orig_qty,
                 cum_qty: u.cum_qty,
                 cum_quote: u.cum_quote,
@@ -646,11 +651,12 @@ async fn reconcile_startup(
                 ts_exchange: u.ts_exchange,
             }
         };
-        let exchange_open: Vec<ExchangeOrder> = exch_open.iter().map(to_exchange).collect();
+        let exchange_open: Vec<ExchangeOrder> =
+            exch_open.iter().map(|o| to_exchange(&o.update, Some(o))).collect();
         let mut queried = Vec::new();
         for (symbol, client_id) in reconcile::orders_to_query(&journal_open, &exchange_open) {
             match rest.query_order(symbol, OrderRef::Client(client_id)).await {
-                Ok(u) => queried.push(QueryAnswer::Found(to_exchange(&u))),
+                Ok(u) => queried.push(QueryAnswer::Found(to_exchange(&u, None))),
                 Err(e) if e.code() == Some(CODE_NO_SUCH_ORDER) => {
                     queried.push(QueryAnswer::NotFound { symbol, client_id })
                 }
@@ -734,6 +740,14 @@ async fn reconcile_startup(
         }
         let mut seeded = Seeded { balances, ..Seeded::default() };
         for u in plan.adopted() {
+            // The exchange-side view built above (journal first, then the exchange's listing).
+            let x =
+                exchange_open.iter().find(|o| o.client_id == u.client_id).copied().or_else(|| {
+                    queried.iter().find_map(|a| match a {
+                        QueryAnswer::Found(o) if o.client_id == u.client_id => Some(*o),
+                        _ => None,
+                    })
+                });
             let j = known.get(&u.client_id);
             let Some(order_id) = u.order_id else { continue };
             seeded.adopted.push(AdoptedOrder {
@@ -741,9 +755,9 @@ async fn reconcile_startup(
                 client_id: u.client_id,
                 order_id,
                 side: u.side,
-                kind: j.map_or(OrderType::Limit, |o| o.kind),
-                time_in_force: j.and_then(|o| o.time_in_force),
-                price: j.and_then(|o| o.price),
+                kind: x.map(|o| o.kind).or(j.map(|o| o.kind)).unwrap_or(OrderType::Limit),
+                time_in_force: x.and_then(|o| o.time_in_force).or(j.and_then(|o| o.time_in_force)),
+                price: x.and_then(|o| o.price).or(j.and_then(|o| o.price)),
                 orig_qty: u.orig_qty,
                 cum_qty: u.cum_qty,
                 cum_quote: u.cum_quote,

@@ -300,3 +300,95 @@ async fn scenario_s10_user_stream_drop_no_fill_missed() {
 fn rx_snapshot(c: &runtime::Control) -> kestrel_engine::EngineSnapshot {
     c.snapshots.borrow().clone()
 }
+
+/// S15, the order the journal never saw: orders with our prefix rest at the exchange but are
+/// not journaled (a journal restored from an older backup, a second instance on the same
+/// prefix). With `unknown_orders = "adopt"`, start-up journals and adopts them with the
+/// exchange's own type, time in force and price, not a default limit order without a price.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_s15_unknown_own_orders_adopted_with_exchange_terms() {
+    use kestrel_binance::rest::NewOrder;
+    use kestrel_model::{
+        OrderRequest, OrderStatus, OrderType, Price, Side, TimeInForce, UnixNanos,
+    };
+
+    let sim = start_sim().await;
+    let rest = rest_client(&sim).await;
+    // TC0: a post-only buy below the bid; TC1: a GTC limit sell above the ask.
+    let (btc_bid, _) = sim.best_bid_ask("BTCUSDT").unwrap();
+    let (_, eth_ask) = sim.best_bid_ask("ETHUSDT").unwrap();
+    let dollar = 100_000_000;
+    let cases = [
+        (
+            "BTCUSDT",
+            "kst-900001",
+            Side::Buy,
+            OrderType::LimitMaker,
+            None,
+            Price::from_mantissa(btc_bid.unwrap().mantissa() - 50 * dollar),
+            "0.001",
+        ),
+        (
+            "ETHUSDT",
+            "kst-900002",
+            Side::Sell,
+            OrderType::Limit,
+            Some(TimeInForce::Gtc),
+            Price::from_mantissa(eth_ask.unwrap().mantissa() + 5 * dollar),
+            "0.02",
+        ),
+    ];
+    for (symbol, id, side, kind, tif, price, qty) in cases {
+        let req = OrderRequest {
+            symbol: sym(symbol),
+            client_id: id.parse().unwrap(),
+            side,
+            kind,
+            time_in_force: tif,
+            price: Some(price),
+            qty: qty.parse().unwrap(),
+            ts_decided: UnixNanos(1),
+        };
+        rest.place_order(&NewOrder::from_request(&req)).await.unwrap();
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal.sqlite");
+    let toml = kestrel::demo::demo_config_toml(
+        &sim.rest_url(),
+        &sim.ws_stream_url(),
+        &sim.ws_api_url(),
+        &journal,
+        "127.0.0.1:0".parse().unwrap(),
+    ) + "\n[reconcile]\nunknown_orders = \"adopt\"\n";
+    let config = Config::from_toml(
+        &toml,
+        std::path::Path::new("s15.toml"),
+        &std::collections::HashMap::new(),
+    )
+    .unwrap();
+    let running = runtime::start(config).await.unwrap();
+    // The first snapshot is the engine as seeded by reconciliation.
+    let snap = running.control.snapshots.borrow().clone();
+    for (i, (symbol, id, side, kind, tif, price, qty)) in cases.into_iter().enumerate() {
+        let cid: kestrel_model::ClientOrderId = id.parse().unwrap();
+        let s = snap.symbols.iter().find(|s| s.symbol == sym(symbol)).unwrap();
+        let o = s.open_orders.iter().find(|o| o.client_id == cid);
+        let o = o.unwrap_or_else(|| panic!("TC{i}: {id} not adopted: {:?}", s.open_orders));
+        assert_eq!(
+            (o.side, o.kind, o.price, o.orig_qty, o.status),
+            (side, kind, Some(price), qty.parse().unwrap(), OrderStatus::New),
+            "TC{i}: engine's view of {id}"
+        );
+        let j = running.journal().call(move |j| j.order(&cid)).await.unwrap();
+        let j = j.unwrap_or_else(|| panic!("TC{i}: {id} not journaled"));
+        assert_eq!(
+            (j.side, j.kind, j.time_in_force, j.price, j.qty),
+            (side, kind, tif, Some(price), qty.parse().unwrap()),
+            "TC{i}: journal's record of {id}"
+        );
+        assert!(j.order_id.is_some(), "TC{i}: {j:?}");
+    }
+    running.shutdown().await.unwrap();
+    sim.shutdown().await;
+}
