@@ -323,7 +323,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .context("opening the journal")??;
     let journal =
         SharedJournal::instrumented(journal, &metrics, faults.clone(), config.task_budgets.journal);
-    let seeded = reconcile_startup(&config, &rest, &journal, &*clock).await?;
+    let seeded = reconcile_startup(&config, &rest, &journal, &instruments, &*clock).await?;
 
     // Engine.
     let next_seq =
@@ -602,6 +602,7 @@ async fn reconcile_startup(
     config: &Config,
     rest: &RestClient,
     journal: &SharedJournal,
+    instruments: &[InstrumentSpec],
     clock: &dyn Clock,
 ) -> anyhow::Result<Seeded> {
     let symbols: HashSet<Symbol> = config.symbols.iter().map(|s| s.symbol).collect();
@@ -764,13 +765,30 @@ async fn reconcile_startup(
                 status: u.status,
             });
         }
+        // The engine's position is what the account holds: fills net of commissions charged
+        // in the base asset (as it books live fills), so a restarted bot agrees with the
+        // exchange's balance.
+        let fills = journal.call(|j| j.all_fills()).await.context("reading fills")?;
         for p in &plan.positions {
             if p.base.mantissa() == 0 {
                 continue;
             }
+            let base_asset = instruments.iter().find(|i| i.symbol == p.symbol).map(|i| i.base);
+            let base_fees = fills
+                .iter()
+                .filter(|f| f.symbol == p.symbol && f.fill.commission_asset == base_asset)
+                .fold(kestrel_model::Notional::ZERO, |acc, f| {
+                    acc.saturating_add(f.fill.commission)
+                });
+            let qty = p
+                .base
+                .to_notional()
+                .saturating_sub(base_fees)
+                .floor_to_qty()
+                .context("position after base-asset fees out of range")?;
             let avg = p.quote.mantissa().abs() / i128::from(p.base.mantissa().abs());
             let avg = Price::from_mantissa(i64::try_from(avg).unwrap_or(i64::MAX));
-            seeded.positions.push((p.symbol, p.base, avg));
+            seeded.positions.push((p.symbol, qty, avg));
         }
         seeded.cancels = plan.cancels().collect();
         return Ok(seeded);

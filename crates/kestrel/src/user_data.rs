@@ -329,3 +329,96 @@ fn record_trades(
     }
     Ok((updates, unmatched))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kestrel_model::{Fill, OrderId, OrderRequest, OrderStatus, OrderType, Qty, Side};
+
+    fn q(s: &str) -> Qty {
+        s.parse().unwrap()
+    }
+
+    fn trade(order_id: u64, trade_id: u64, qty: &str) -> MyTrade {
+        MyTrade {
+            symbol: "BTCUSDT".parse().unwrap(),
+            order_id: OrderId(order_id),
+            side: Side::Buy,
+            fill: Fill {
+                trade_id: TradeId(trade_id),
+                price: "100".parse().unwrap(),
+                qty: q(qty),
+                commission: "0.0001".parse().unwrap(),
+                commission_asset: Some("BTC".parse().unwrap()),
+                is_maker: true,
+                ts_exchange: UnixNanos(5),
+            },
+        }
+    }
+
+    /// A journal holding one acknowledged order `kst-1` (exchange id 7, 1 BTC).
+    fn journal_with_order(dir: &std::path::Path) -> Journal {
+        let mut j = Journal::open(&dir.join("j.sqlite")).unwrap();
+        let req = OrderRequest {
+            symbol: "BTCUSDT".parse().unwrap(),
+            client_id: "kst-1".parse().unwrap(),
+            side: Side::Buy,
+            kind: OrderType::LimitMaker,
+            time_in_force: None,
+            price: Some("100".parse().unwrap()),
+            qty: q("1"),
+            ts_decided: UnixNanos(1),
+        };
+        j.record_intent(&req).unwrap();
+        j.record_ack(&OrderUpdate {
+            symbol: req.symbol,
+            client_id: req.client_id,
+            order_id: Some(OrderId(7)),
+            side: Side::Buy,
+            status: OrderStatus::New,
+            orig_qty: q("1"),
+            cum_qty: Qty::ZERO,
+            cum_quote: kestrel_model::Notional::ZERO,
+            fill: None,
+            ts_exchange: UnixNanos(2),
+            ts_local: UnixNanos(2),
+        })
+        .unwrap();
+        j
+    }
+
+    /// Catching up journals our missing fills once, skips other orders' trades, and hands the
+    /// engine one update per new fill carrying the journal's view of the order.
+    #[test]
+    fn record_trades_journals_missing_fills_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = journal_with_order(dir.path());
+        let symbol: Symbol = "BTCUSDT".parse().unwrap();
+        assert_eq!(j.last_trade_id(&symbol).unwrap(), None);
+        // TC0: two fills of ours and one of an order the journal does not know.
+        let page = [trade(7, 10, "0.4"), trade(99, 11, "1"), trade(7, 12, "0.6")];
+        let (updates, unmatched) = record_trades(&mut j, &page, UnixNanos(9)).unwrap();
+        assert_eq!(unmatched, 1);
+        let got: Vec<_> = updates
+            .iter()
+            .map(|u| (u.client_id.as_str().to_owned(), u.fill.map(|f| f.trade_id.0), u.order_id))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("kst-1".into(), Some(10), Some(OrderId(7))),
+                ("kst-1".into(), Some(12), Some(OrderId(7)))
+            ]
+        );
+        assert_eq!(j.all_fills().unwrap().len(), 2);
+        assert_eq!(j.last_trade_id(&symbol).unwrap(), Some(TradeId(12)));
+        // TC1: the same page again (a second resync, or reports that arrived meanwhile):
+        // nothing new.
+        let (updates, unmatched) = record_trades(&mut j, &page, UnixNanos(10)).unwrap();
+        assert!(updates.is_empty(), "{updates:?}");
+        assert_eq!(unmatched, 1);
+        assert_eq!(j.all_fills().unwrap().len(), 2);
+        // The journal's position counts each fill once.
+        assert_eq!(j.positions().unwrap()[0].base, q("1"));
+    }
+}

@@ -280,6 +280,7 @@ async fn scenario_s02_kill_after_fill_restart() {
 
     assert_no_duplicate_orders(&sim, &rest, &journal).await;
     let fills = assert_journal_matches_exchange(&sim, &rest, &journal).await;
+    assert_restart_positions_match_exchange(&sim, &journal).await;
     eprintln!(
         "scenario_s02_kill_after_fill_restart: {n} SIGKILLs ({kills_in_flow} during order flow), \
          {} orders accepted, {fills} fills, slowest start-up {slowest_start:?}, {:.1}s",
@@ -287,4 +288,47 @@ async fn scenario_s02_kill_after_fill_restart() {
         started.elapsed().as_secs_f64()
     );
     sim.shutdown().await;
+}
+
+/// Starts the bot once more, in-process and with passive strategies (nothing trades), and
+/// checks the engine as reconciliation seeded it: every symbol's position equals the exchange's
+/// balance change of its base asset (commissions included) and nothing is open.
+async fn assert_restart_positions_match_exchange(sim: &kestrel_sim::SimHandle, journal: &Path) {
+    let mut toml = format!(
+        "env = \"sim\"\n[endpoints]\nrest_url = \"{}\"\nws_stream_url = \"{}\"\nws_api_url = \"{}\"\n",
+        sim.rest_url(),
+        sim.ws_stream_url(),
+        sim.ws_api_url()
+    );
+    for s in SYMBOLS {
+        toml += &format!(
+            "[[symbols]]\nsymbol = \"{s}\"\nmax_position = \"10\"\n[symbols.strategy]\nkind = \"passive\"\n"
+        );
+    }
+    toml += &format!(
+        "[risk]\nfunds = \"5000\"\nmax_drawdown = \"500\"\n[journal]\npath = \"{}\"\n[admin]\nlisten = \"127.0.0.1:0\"\n",
+        journal.display()
+    );
+    let config = kestrel::config::Config::from_toml(
+        &toml,
+        Path::new("restart.toml"),
+        &std::collections::HashMap::new(),
+    )
+    .unwrap();
+    let running = kestrel::runtime::start(config).await.unwrap();
+    let snap = running.control.snapshots.borrow().clone();
+    running.shutdown().await.unwrap();
+    let balances = sim.balances("demo").unwrap();
+    for (asset, initial) in INITIAL {
+        let s = snap.symbols.iter().find(|s| s.symbol == sym(&format!("{asset}USDT"))).unwrap();
+        assert!(s.open_orders.is_empty(), "{asset}: {:?}", s.open_orders);
+        let (free, locked) = balances[asset];
+        let delta =
+            free.checked_add(locked).unwrap().checked_sub(initial.parse().unwrap()).unwrap();
+        assert_eq!(
+            s.position.to_notional(),
+            delta,
+            "{asset}: restarted engine's position != exchange balance change"
+        );
+    }
 }
