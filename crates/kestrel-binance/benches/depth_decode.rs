@@ -14,7 +14,7 @@
 //!
 //! Measured on the shared 2-core box (interleaved medians, same fixtures): before the
 //! single-pass scanner and the batch apply, ratio 4.03 (scan 5,456 ns, decode+apply 24,116 ns,
-//! 41k msgs/s); after, ratio 1.18–1.59 over six runs at varying load (quietest: scan 1,680 ns,
+//! 41k msgs/s); after, ratio 1.18–1.59 over eight runs at varying load (quietest: scan 1,680 ns,
 //! decode+apply 2,633 ns, 380k msgs/s).
 #![allow(missing_docs, clippy::unwrap_used)]
 
