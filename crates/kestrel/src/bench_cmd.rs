@@ -118,7 +118,7 @@ pub struct AssertArgs {
     #[arg(long, value_name = "FRACTION", default_value_t = Thresholds::DEFAULT_TOLERANCE, value_parser = non_negative)]
     pub tolerance: f64,
     /// Allowed relative regression of p95/p99 latencies vs the baseline, as a fraction
-    /// (4.0 = a latency may grow to 5× before it fails; latencies are histogram bucket bounds).
+    /// (9.0 = a latency may grow to 10× before it fails; see bench/README.md for the noise).
     #[arg(long, value_name = "FRACTION", default_value_t = Thresholds::DEFAULT_LATENCY_TOLERANCE, value_parser = non_negative)]
     pub latency_tolerance: f64,
     /// Absolute ceiling on task_latency p95, seconds.

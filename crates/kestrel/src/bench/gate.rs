@@ -28,7 +28,7 @@ pub struct Thresholds {
     /// (default 0.5 = 50 %).
     pub tolerance: f64,
     /// Allowed relative regression of p95/p99 latencies vs the baseline, as a fraction
-    /// (default 4.0: a latency must exceed 5× the baseline to fail).
+    /// (default 9.0: a latency must exceed 10× the baseline to fail).
     pub latency_tolerance: f64,
     /// Latency regressions below this many seconds are noise, not regressions (default 100 µs).
     pub latency_floor_s: f64,
@@ -39,14 +39,15 @@ impl Thresholds {
     pub const DEFAULT_MAX_TASK_P95_S: f64 = 0.25;
     /// Default absolute CPU ceiling, percent.
     pub const DEFAULT_MAX_CPU_PERCENT: f64 = 30.0;
-    /// Default relative tolerance of throughput and CPU (fraction). Measured noise of 5 seed
-    /// runs at load average 6–8: throughput 0 % (the seeded market is deterministic), CPU
-    /// max/min 1.23; 0.5 is about twice that swing.
+    /// Default relative tolerance of throughput and CPU (fraction). Measured over 10 seed runs
+    /// at load average 6–9.5 (bench/README.md): signals/s and orders/s down to −27 % of the
+    /// best run, CPU max/min 1.23; 0.5 leaves about twice that margin.
     pub const DEFAULT_TOLERANCE: f64 = 0.5;
-    /// Default relative tolerance of p95/p99 latencies (fraction). Measured: the engine task
-    /// p99 of 5 seed runs at load average 6–8 spanned 5 ms … 25 ms (two bucket steps, 5×), so
-    /// only a regression beyond 5× is called one.
-    pub const DEFAULT_LATENCY_TOLERANCE: f64 = 4.0;
+    /// Default relative tolerance of p95/p99 latencies (fraction). Measured over the same runs:
+    /// engine task p95 1 ms … 25 ms and ws p99 2.5 ms … 25 ms (scheduler waits on a loaded
+    /// 2-core machine, read as bucket bounds), i.e. up to 10×, so only a regression beyond 10×
+    /// is called one here; on a dedicated runner use `--latency-tolerance 1.5`.
+    pub const DEFAULT_LATENCY_TOLERANCE: f64 = 9.0;
     /// Default latency noise floor, seconds.
     pub const DEFAULT_LATENCY_FLOOR_S: f64 = 0.000_1;
 }
@@ -374,17 +375,17 @@ mod tests {
                 },
                 &["task_latency p95", "task_latency p99"],
             ),
-            // TC2: CPU over 30 % fails (CPU is not relative-gated).
+            // TC2: CPU over 30 % fails (absolute limit; also far above the baseline).
             ("cpu absolute", |_| {}, |f| f.bot_cpu_percent = Some(35.0), &["bot CPU"]),
             // TC3: CPU 29 % vs baseline 4 % is under the absolute limit but 7× the baseline.
             ("cpu relative", |_| {}, |f| f.bot_cpu_percent = Some(29.0), &["bot CPU"]),
             // TC3b: CPU +40 % is within the 50 % tolerance.
             ("cpu within tolerance", |_| {}, |f| f.bot_cpu_percent = Some(5.6), &[]),
-            // TC4: ws p99 grows 6× (1 ms → 6 ms, > floor) → relative regression.
+            // TC4: ws p99 grows 12× (1 ms → 12 ms, > floor) → relative regression.
             (
                 "ws p99 regression",
                 |_| {},
-                |f| f.binance_ws_latency.as_mut().unwrap().p99 = 0.006,
+                |f| f.binance_ws_latency.as_mut().unwrap().p99 = 0.012,
                 &["binance_ws_latency p99"],
             ),
             // TC4b: ws p99 grows 2.5× (one bucket step) → within the latency tolerance.
@@ -460,10 +461,10 @@ mod tests {
         let base = sample().figures;
         let mut n = base.clone();
         n.signals_per_s = Some(240.0); // −20 %
-        n.task_latency.as_mut().unwrap().p99 = 0.000_3; // 6×, +250 µs
+        n.task_latency.as_mut().unwrap().p99 = 0.000_6; // 12×, +550 µs
         let strict = Thresholds { tolerance: 0.1, ..Thresholds::default() };
         assert_eq!(failing(&compare(&n, &base, &strict)), ["task_latency p99", "signals/s"]);
-        let lax = Thresholds { latency_tolerance: 9.0, ..Thresholds::default() };
+        let lax = Thresholds { latency_tolerance: 19.0, ..Thresholds::default() };
         assert!(compare(&n, &base, &lax).passed());
     }
 
@@ -496,7 +497,7 @@ mod tests {
         );
         assert!(md.contains("| task_latency p95 | 20.0 µs | 20.0 µs | ×1.00 | pass |"), "{md}");
         assert!(md.contains("| peak RSS | 12.0 MiB | 12.0 MiB | ×1.00 | info |"), "{md}");
-        assert!(md.contains("at most 50 % vs the baseline, p95/p99 latencies at most 400 %"));
+        assert!(md.contains("at most 50 % vs the baseline, p95/p99 latencies at most 900 %"));
         // One header, one separator, one line per metric.
         assert_eq!(md.lines().filter(|l| l.starts_with('|')).count(), METRICS.len() + 2);
     }

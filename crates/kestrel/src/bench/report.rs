@@ -33,6 +33,10 @@ pub struct BenchReport {
     /// whether they stay flat.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub samples: Vec<ResourceSample>,
+    /// Where the latency percentiles come from: `hdr` (exact, the bot's `GET /latency`) or
+    /// `buckets` (upper bounds of the Prometheus histogram buckets). Absent in older reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_source: Option<String>,
 }
 
 /// One periodic reading of the bot process.
@@ -352,6 +356,7 @@ mod tests {
                 open_fds_end: Some(20),
             },
             samples: Vec::new(),
+            latency_source: None,
         }
     }
 

@@ -1,9 +1,12 @@
 //! `kestrel bench run`: the end-to-end benchmark. Starts the simulator and the full bot as two
 //! child processes of this executable (`kestrel sim --config …` and `kestrel run --config …`,
 //! the same code path an operator runs), waits until every book is synced (admin `/status`),
-//! discards a warm-up, then measures a window: `/metrics` scraped at its start and end (see
-//! [`super::openmetrics`] for how percentiles are read from the buckets) and the bot's
-//! `/proc/<pid>` for CPU, RSS and FDs. A progress line goes to stderr every second.
+//! discards a warm-up, then measures a window: `/metrics` scraped at its start and end for the
+//! counters, the exact (HDR) latency percentiles of the window from the admin API
+//! (`POST /latency/reset` at its start, `GET /latency` at its end; a bot without that endpoint
+//! falls back to bucket bounds, see [`super::openmetrics`], and the report's `latency_source`
+//! says which), and the bot's `/proc/<pid>` for CPU, RSS and FDs. A progress line goes to stderr
+//! every second.
 //!
 //! The bot's and the simulator's stderr go to `<work dir>/{bot,sim}.log`; the work dir is kept
 //! when the run fails (its path is in the error) and removed otherwise.
@@ -380,6 +383,57 @@ fn figures(
     }
 }
 
+/// Exact latency figures of the window from the bot's `GET /latency` document
+/// (`{"series": {"task_latency_engine": {"count", "p50_ns", "p95_ns", "p99_ns", "max_ns", …},
+/// "binance_ws_latency": …, "order_roundtrip": …, "tick_to_order": …}}`). A series with no
+/// samples is `None`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ExactLatency {
+    /// `task_latency_engine`.
+    pub task: Option<super::report::Percentiles>,
+    /// `binance_ws_latency`.
+    pub ws: Option<super::report::Percentiles>,
+    /// `order_roundtrip`.
+    pub roundtrip: Option<super::report::Percentiles>,
+    /// `tick_to_order`.
+    pub tick_to_order: Option<super::report::Percentiles>,
+}
+
+impl ExactLatency {
+    /// Parses the `/latency` document; `None` if it has no `series` object.
+    pub fn parse(v: &serde_json::Value) -> Option<Self> {
+        let series = v.get("series")?.as_object()?;
+        let get = |name: &str| -> Option<super::report::Percentiles> {
+            let s = series.get(name)?;
+            let ns = |k: &str| s.get(k).and_then(serde_json::Value::as_u64);
+            if ns("count")? == 0 {
+                return None;
+            }
+            let secs = |k: &str| ns(k).map(|v| v as f64 / 1e9);
+            Some(super::report::Percentiles {
+                p50: secs("p50_ns")?,
+                p95: secs("p95_ns")?,
+                p99: secs("p99_ns")?,
+                max: secs("max_ns")?,
+            })
+        };
+        Some(ExactLatency {
+            task: get("task_latency_engine"),
+            ws: get("binance_ws_latency"),
+            roundtrip: get("order_roundtrip"),
+            tick_to_order: get("tick_to_order"),
+        })
+    }
+
+    /// Replaces the bucket-bound latencies of `f` with these exact ones.
+    fn apply(&self, f: &mut Figures) {
+        f.task_latency = self.task;
+        f.binance_ws_latency = self.ws;
+        f.order_roundtrip_p95_s = self.roundtrip.map(|p| p.p95);
+        f.tick_to_order_p99_s = self.tick_to_order.map(|p| p.p99);
+    }
+}
+
 /// Writes one progress line to stderr.
 fn progress(line: &str) {
     let mut err = std::io::stderr().lock();
@@ -503,6 +557,13 @@ async fn run_async(opts: &RunOptions) -> Result<BenchReport, RunError> {
 
     // The measured window.
     let proc_dir = proc_stats::proc_dir_of(bot_pid);
+    let latency_url = format!("http://{admin}/latency");
+    // Start the exact-latency window; an older bot without the endpoint answers 404.
+    let exact_available = client
+        .post(format!("{latency_url}/reset"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success());
     let first = Scrape::parse(&get_text(&client, &metrics_url).await?)?;
     let sampler = Sampler::start(proc_dir.clone())?;
     let t0 = Instant::now();
@@ -563,12 +624,28 @@ async fn run_async(opts: &RunOptions) -> Result<BenchReport, RunError> {
         ));
         prev = (c, now);
     }
+    let exact = if exact_available {
+        get_text(&client, &latency_url)
+            .await
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| ExactLatency::parse(&v))
+    } else {
+        None
+    };
     let last_scrape = Scrape::parse(&get_text(&client, &metrics_url).await?)?;
     let window = sampler.finish()?;
     let wall = t0.elapsed();
     let (depth, trades, _) = s.rates();
     let offered = f64::from(s.symbols) * (f64::from(depth) + f64::from(trades));
-    let figures = figures(&first, &last_scrape, &window, wall, offered);
+    let mut figures = figures(&first, &last_scrape, &window, wall, offered);
+    let latency_source = match &exact {
+        Some(e) => {
+            e.apply(&mut figures);
+            "hdr"
+        }
+        None => "buckets",
+    };
 
     bot.stop(Duration::from_secs(15));
     sim.stop(Duration::from_secs(5));
@@ -583,6 +660,7 @@ async fn run_async(opts: &RunOptions) -> Result<BenchReport, RunError> {
         scenario: info,
         figures,
         samples,
+        latency_source: Some(latency_source.to_owned()),
     })
 }
 
@@ -606,6 +684,12 @@ pub fn markdown(r: &BenchReport) -> String {
         |v: Option<u64>| v.map_or("—".to_owned(), |b| format!("{:.1} MiB", b as f64 / 1048576.0));
     let cnt = |v: Option<u64>| v.map_or("—".to_owned(), |c| c.to_string());
     let sc = &r.scenario;
+    let how =
+        if r.latency_source.as_deref() == Some("hdr") { "exact, HDR" } else { "≤ bucket bound" };
+    let l_ws = format!("binance_ws_latency p50 / p95 / p99 / max ({how})");
+    let l_task = format!("task_latency{{task=engine}} p50 / p95 / p99 / max ({how})");
+    let l_t2o = format!("tick-to-order p99 ({how})");
+    let l_rt = format!("order_roundtrip p95 ({how})");
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -614,10 +698,10 @@ pub fn markdown(r: &BenchReport) -> String {
     );
     let _ = writeln!(s, "| figure | value |\n|---|---|");
     let rows: Vec<(&str, String)> = vec![
-        ("binance_ws_latency p50 / p95 / p99 / max (≤ bucket bound)", pct(f.binance_ws_latency)),
-        ("task_latency{task=engine} p50 / p95 / p99 / max (≤ bucket bound)", pct(f.task_latency)),
-        ("tick-to-order p99", opt(f.tick_to_order_p99_s, &us)),
-        ("order_roundtrip p95 (≤ bucket bound)", opt(f.order_roundtrip_p95_s, &us)),
+        (&l_ws, pct(f.binance_ws_latency)),
+        (&l_task, pct(f.task_latency)),
+        (&l_t2o, opt(f.tick_to_order_p99_s, &us)),
+        (&l_rt, opt(f.order_roundtrip_p95_s, &us)),
         ("messages/s processed", opt(f.messages_per_s, &|v| format!("{v:.0}"))),
         (
             "messages/s offered (depth + trade)",
@@ -710,6 +794,28 @@ mod tests {
     }
 
     #[test]
+    fn exact_latency_document() {
+        let v = serde_json::json!({"series": {
+            "task_latency_engine": {"count": 10, "skipped": 0, "p50_ns": 8000, "p95_ns": 20000,
+                "p99_ns": 31000, "p999_ns": 40000, "max_ns": 45000},
+            "tick_to_order": {"count": 3, "skipped": 0, "p50_ns": 1, "p95_ns": 2,
+                "p99_ns": 900000, "p999_ns": 900000, "max_ns": 900000},
+            "order_roundtrip": {"count": 0, "skipped": 0, "p50_ns": 0, "p95_ns": 0,
+                "p99_ns": 0, "p999_ns": 0, "max_ns": 0}
+        }});
+        let e = ExactLatency::parse(&v).unwrap();
+        let t = e.task.unwrap();
+        assert_eq!((t.p50, t.p99, t.max), (8e-6, 31e-6, 45e-6));
+        // An empty series and a missing one are not measured.
+        assert_eq!((e.roundtrip, e.ws), (None, None));
+        let mut f = Figures { order_roundtrip_p95_s: Some(1.0), ..Figures::default() };
+        e.apply(&mut f);
+        assert_eq!(f.tick_to_order_p99_s, Some(9e-4));
+        assert_eq!(f.order_roundtrip_p95_s, None);
+        assert_eq!(ExactLatency::parse(&serde_json::json!({"x": 1})), None);
+    }
+
+    #[test]
     fn synced_books_from_status() {
         let v = serde_json::json!({"symbols": [
             {"book_state": "Synced"}, {"book_state": "Stale"}, {"book_state": "Synced"}
@@ -764,6 +870,7 @@ mod tests {
             scenario: scenario(3, 2, 1, 0).info(),
             figures: f,
             samples: vec![],
+            latency_source: None,
         });
         assert!(md.contains("| messages/s processed | 100 |"), "{md}");
         assert!(md.contains("load average at the end 1.00 2.00 3.00"), "{md}");
