@@ -167,11 +167,9 @@ impl Scenario {
         let (d, t, b) = self.rates();
         let total = u64::from(d) + u64::from(t) + u64::from(b);
         let scale = |x: u32| -> u32 {
-            if total == 0 {
-                0
-            } else {
-                u32::try_from(u64::from(x) * u64::from(rate) / total).unwrap_or(u32::MAX)
-            }
+            (u64::from(x) * u64::from(rate))
+                .checked_div(total)
+                .map_or(0, |v| u32::try_from(v).unwrap_or(u32::MAX))
         };
         let (nd, nb) = (scale(d), scale(b));
         let nt = rate.saturating_sub(nd).saturating_sub(nb);
