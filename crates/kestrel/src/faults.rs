@@ -299,7 +299,12 @@ pub async fn watch(mut deps: WatchDeps, cancel: CancellationToken) {
     // The first tick completes at once; start-up has just measured the offset itself.
     tick.tick().await;
     let mut unknown = UnknownOrders::default();
-    follow_engine(&deps.snapshots.borrow_and_update(), &deps.faults, &mut unknown);
+    follow_engine(
+        &deps.snapshots.borrow_and_update(),
+        &deps.faults,
+        &mut unknown,
+        std::time::Instant::now(),
+    );
     loop {
         tokio::select! {
             biased;
@@ -308,7 +313,12 @@ pub async fn watch(mut deps: WatchDeps, cancel: CancellationToken) {
                 if changed.is_err() {
                     break;
                 }
-                follow_engine(&deps.snapshots.borrow_and_update(), &deps.faults, &mut unknown);
+                follow_engine(
+                    &deps.snapshots.borrow_and_update(),
+                    &deps.faults,
+                    &mut unknown,
+                    std::time::Instant::now(),
+                );
             }
             _ = tick.tick() => check_clock(&deps.rest, &deps.faults, deps.clock_margin).await,
         }
@@ -334,7 +344,12 @@ struct UnknownOrders {
 /// that already expired), which the gateway never sees. So: the engine holds `Unknown`
 /// orders → raised; raised while the engine has held none for [`ORDER_UNKNOWN_SETTLE`] →
 /// cleared.
-fn follow_engine(snap: &EngineSnapshot, faults: &FaultBoard, unknown: &mut UnknownOrders) {
+fn follow_engine(
+    snap: &EngineSnapshot,
+    faults: &FaultBoard,
+    unknown: &mut UnknownOrders,
+    now: std::time::Instant,
+) {
     follow_kill_switch(snap, faults);
     let mut unknown_now = snap
         .symbols
@@ -353,7 +368,6 @@ fn follow_engine(snap: &EngineSnapshot, faults: &FaultBoard, unknown: &mut Unkno
             );
         }
     } else if faults.is_active(FaultClass::ORDER_UNKNOWN) {
-        let now = std::time::Instant::now();
         let since = *unknown.settled_since.get_or_insert(now);
         if now.duration_since(since) >= ORDER_UNKNOWN_SETTLE {
             faults.clear(FaultClass::ORDER_UNKNOWN);
@@ -572,6 +586,98 @@ mod tests {
         });
         assert_eq!(wins, 1);
         assert_eq!(sample(&metrics, "kestrel_faults_total", c), "1");
+    }
+
+    fn snapshot(
+        kill_switch: bool,
+        order_status: Option<kestrel_model::OrderStatus>,
+    ) -> EngineSnapshot {
+        use kestrel_engine::{OrderView, SymbolSnapshot};
+        use kestrel_model::{BookSource, BookState, Notional, OrderType, Price, Qty, Side};
+        let open_orders = order_status
+            .map(|status| OrderView {
+                client_id: kestrel_model::ClientOrderId::new("kst-7").unwrap(),
+                order_id: None,
+                side: Side::Buy,
+                kind: OrderType::Limit,
+                price: Some(Price::from_mantissa(100)),
+                exposure_price: Price::from_mantissa(100),
+                orig_qty: Qty::from_mantissa(1),
+                cum_qty: Qty::ZERO,
+                status,
+            })
+            .into_iter()
+            .collect();
+        EngineSnapshot {
+            ts: UnixNanos(1),
+            halted: kill_switch,
+            kill_switch,
+            pnl: Notional::from_mantissa(-5),
+            pnl_baseline: Notional::ZERO,
+            exposure: Notional::ZERO,
+            funds: Notional::ZERO,
+            next_client_seq: 8,
+            symbols: vec![SymbolSnapshot {
+                symbol: "BTCUSDT".parse().unwrap(),
+                book_state: BookState::Synced,
+                book_source: BookSource::WebSocket,
+                mid: None,
+                spread: None,
+                position: Qty::ZERO,
+                avg_price: None,
+                realised_pnl: Notional::ZERO,
+                unrealised_pnl: Notional::ZERO,
+                other_fees: Vec::new(),
+                exposure: Notional::ZERO,
+                open_orders,
+                strategy: "passive",
+                signals: 0,
+                orders_placed: 0,
+                risk_rejections: [0; kestrel_engine::RejectReason::ALL.len()],
+                exchange_rejections: 0,
+            }],
+            balances: Vec::new(),
+            foreign_order_updates: 0,
+            unknown_symbol_events: 0,
+        }
+    }
+
+    #[test]
+    fn fault_watch_follows_kill_switch_and_settles_order_unknown() {
+        use kestrel_model::OrderStatus;
+        let (metrics, board, _clock) = board();
+        let mut unknown = UnknownOrders::default();
+        let t0 = std::time::Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let ku = FaultClass::ORDER_UNKNOWN;
+        // TC0: kill switch tripped -> KILL_SWITCH raised with the PnL; re-armed -> cleared.
+        follow_engine(&snapshot(true, None), &board, &mut unknown, at(0));
+        assert!(board.is_active(FaultClass::KILL_SWITCH));
+        assert!(board.active()[0].detail.contains("drawdown"), "{:?}", board.active());
+        follow_engine(&snapshot(false, None), &board, &mut unknown, at(0));
+        assert!(!board.is_active(FaultClass::KILL_SWITCH));
+        // TC1: an Unknown order in the engine raises ORDER_UNKNOWN naming it.
+        follow_engine(&snapshot(false, Some(OrderStatus::Unknown)), &board, &mut unknown, at(0));
+        assert!(board.is_active(ku));
+        assert!(board.active()[0].detail.contains("kst-7"));
+        // TC2: settled (by an execution report: the gateway never clears it) -> cleared only
+        // after ORDER_UNKNOWN_SETTLE without Unknown orders.
+        follow_engine(&snapshot(false, Some(OrderStatus::New)), &board, &mut unknown, at(100));
+        follow_engine(&snapshot(false, None), &board, &mut unknown, at(900));
+        assert!(board.is_active(ku));
+        follow_engine(&snapshot(false, None), &board, &mut unknown, at(1100));
+        assert!(!board.is_active(ku));
+        // TC3: raised by the gateway before the engine has seen the unknown outcome: a snapshot
+        // without Unknown orders in between does not clear it, nor count it twice.
+        board.raise(ku, "gateway: request timed out");
+        follow_engine(&snapshot(false, None), &board, &mut unknown, at(2000));
+        follow_engine(&snapshot(false, Some(OrderStatus::Unknown)), &board, &mut unknown, at(2050));
+        follow_engine(&snapshot(false, None), &board, &mut unknown, at(2500));
+        follow_engine(&snapshot(false, None), &board, &mut unknown, at(3400));
+        assert!(board.is_active(ku));
+        assert_eq!(sample(&metrics, "kestrel_faults_total", ku), "2");
+        follow_engine(&snapshot(false, None), &board, &mut unknown, at(3600));
+        assert!(!board.is_active(ku));
     }
 
     /// Tidy check: every class has a runbook section and an alert with the same severity.

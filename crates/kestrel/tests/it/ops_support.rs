@@ -23,6 +23,8 @@ pub struct Tweaks {
     pub execution: &'static str,
     /// Lines for `[market_data]` (the demo has none).
     pub market_data: &'static str,
+    /// Lines for `[task_budgets]` (keys the demo config does not set).
+    pub task_budgets: &'static str,
     /// Text replacements `(from, to)`, each of which must match.
     pub replace: &'static [(&'static str, &'static str)],
 }
@@ -76,6 +78,15 @@ impl OpsBot {
             edit(from, (*to).to_owned());
         }
         toml.push_str(&format!("\n[market_data]\n{}\n", tweaks.market_data));
+        if toml.contains("\n[task_budgets]\n") {
+            toml = toml.replacen(
+                "\n[task_budgets]\n",
+                &format!("\n[task_budgets]\n{}\n", tweaks.task_budgets),
+                1,
+            );
+        } else {
+            toml.push_str(&format!("\n[task_budgets]\n{}\n", tweaks.task_budgets));
+        }
         let config = Config::from_toml(
             &toml,
             std::path::Path::new("ops-test.toml"),
