@@ -1,6 +1,7 @@
 //! The admin HTTP API (axum) and its CLI client (capability M7, M9).
 //!
-//! Routes: `GET /metrics` (OpenMetrics, process metrics included), `GET /status`,
+//! Routes: `GET /metrics` (OpenMetrics, process metrics included), `GET /status`, `GET /latency`
+//! (exact HDR percentiles, see [`crate::latency`]), `POST /latency/reset`,
 //! `POST /halt`, `/resume`, `/cancel-all`, `/restart-ws`, `/fallback-rest` (`{"on":true}`).
 //! Loopback by default; on any other address a bearer token is required and compared in
 //! constant time. Errors are JSON `{"error": "..."}` with a 4xx/5xx status. Commands reach the
@@ -72,6 +73,8 @@ fn router(control: Control, token: Option<Arc<Secret>>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/status", get(status))
+        .route("/latency", get(latency))
+        .route("/latency/reset", post(latency_reset))
         .route("/halt", post(halt))
         .route("/resume", post(resume))
         .route("/cancel-all", post(cancel_all))
@@ -83,8 +86,8 @@ fn router(control: Control, token: Option<Arc<Secret>>) -> Router {
         .method_not_allowed_fallback(|| async {
             error(
                 StatusCode::METHOD_NOT_ALLOWED,
-                "wrong method: GET /status and /metrics; POST /halt, /resume, /cancel-all, \
-                 /restart-ws, /fallback-rest",
+                "wrong method: GET /status, /metrics and /latency; POST /halt, /resume, \
+                 /cancel-all, /restart-ws, /fallback-rest, /latency/reset",
             )
         })
         .layer(middleware::from_fn_with_state(state.clone(), auth))
@@ -113,6 +116,17 @@ async fn auth(
 async fn metrics(State(st): State<AppState>) -> Response {
     let body = st.control.metrics.encode();
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body).into_response()
+}
+
+/// `GET /latency`: exact (HDR) percentiles per latency series since the last reset.
+async fn latency(State(st): State<AppState>) -> Response {
+    Json(st.control.metrics.latency().summary()).into_response()
+}
+
+/// `POST /latency/reset`: empties the exact-latency histograms (start of a measurement window).
+async fn latency_reset(State(st): State<AppState>) -> Response {
+    st.control.metrics.latency().reset();
+    Json(json!({ "ok": true, "reset": "latency" })).into_response()
 }
 
 async fn status(State(st): State<AppState>) -> Response {

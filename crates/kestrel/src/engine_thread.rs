@@ -171,6 +171,7 @@ pub fn spawn(
     clock: Arc<dyn Clock>,
 ) -> std::io::Result<std::thread::JoinHandle<Engine>> {
     let latency: Histogram = metrics.task_latency("engine");
+    let latency_exact = metrics.latency().recorder(crate::latency::LatencySeries::TaskEngine);
     let first = engine.snapshot();
     let mut snap_metrics = SnapshotMetrics::new(metrics, &first);
     snap_metrics.update(&first);
@@ -190,7 +191,9 @@ pub fn spawn(
             overrun.record(started.elapsed());
             let received = event_ts_local(&ev);
             if received != UnixNanos::ZERO {
-                latency.observe(decided.0.saturating_sub(received.0) as f64 * 1e-9);
+                let nanos = decided.0.saturating_sub(received.0);
+                latency.observe(nanos as f64 * 1e-9);
+                latency_exact.record_nanos(nanos);
             }
             for a in out.drain(..) {
                 if actions.blocking_send(a).is_err() {

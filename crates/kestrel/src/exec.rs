@@ -27,6 +27,7 @@ use tokio::sync::mpsc;
 use crate::engine_thread::OverrunTracker;
 use crate::faults::{FaultBoard, FaultClass};
 use crate::journal::{ClientIdPrefix, JournalError};
+use crate::latency::{LatencyRecorder, LatencySeries};
 use crate::metrics::{Metrics, OrderOutcome};
 use crate::runtime::SharedJournal;
 
@@ -80,6 +81,10 @@ struct Gateway {
     roundtrip: HashMap<Symbol, Histogram>,
     /// `task_latency_seconds{task="exec"}`.
     latency: Histogram,
+    /// Exact (HDR) order roundtrip, behind `GET /latency`.
+    roundtrip_exact: LatencyRecorder,
+    /// Exact (HDR) tick-to-order: triggering event received → order handed to the gateway.
+    tick_to_order: LatencyRecorder,
     /// `ASYNC_TASK_OVERRUN` for the own work (journal writes have their own tracker).
     overrun: OverrunTracker,
 }
@@ -89,12 +94,16 @@ struct Gateway {
 pub async fn run(deps: ExecDeps, mut actions: mpsc::Receiver<Action>) {
     let latency = deps.metrics.task_latency("exec");
     let overrun = OverrunTracker::new("exec", deps.budget, deps.faults.clone());
+    let roundtrip_exact = deps.metrics.latency().recorder(LatencySeries::OrderRoundtrip);
+    let tick_to_order = deps.metrics.latency().recorder(LatencySeries::TickToOrder);
     let mut gw = Gateway {
         deps,
         pending: VecDeque::new(),
         unknown: HashSet::new(),
         roundtrip: HashMap::new(),
         latency,
+        roundtrip_exact,
+        tick_to_order,
         overrun,
     };
     let events = gw.deps.events.clone();
@@ -187,6 +196,10 @@ impl Gateway {
         tracing::debug!(client_id = %req.client_id, symbol = %req.symbol, "intent journaled; sending order");
         let order = NewOrder::from_request(&req);
         self.local_work_done(started, waited);
+        // The engine stamps `ts_decided` with the triggering event's local receive time.
+        if req.ts_decided != kestrel_model::UnixNanos::ZERO {
+            self.tick_to_order.record_nanos(self.now().0.saturating_sub(req.ts_decided.0));
+        }
         let sent = Instant::now();
         let result = self.deps.gateway.place(&order).await;
         match result {
@@ -196,6 +209,7 @@ impl Gateway {
                     .entry(req.symbol)
                     .or_insert_with(|| self.deps.metrics.order_roundtrip(req.symbol))
                     .observe(rt.as_secs_f64());
+                self.roundtrip_exact.record(rt);
                 self.count(req.symbol, OrderOutcome::Accepted);
                 self.deps.faults.clear(FaultClass::RATE_LIMITED);
                 self.deps.faults.clear(FaultClass::IP_BANNED);

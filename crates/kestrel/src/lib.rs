@@ -25,6 +25,8 @@ pub mod exit;
 pub mod faults;
 /// Durable SQLite journal of orders, events, fills and positions.
 pub mod journal;
+/// Exact (HDR) latency distributions behind the admin API's `GET /latency`.
+pub mod latency;
 /// The market-data observer: metrics and faults from the market-data tasks.
 pub mod md_observer;
 /// Prometheus metrics: contract names, `kestrel_*`, pre-resolved hot-path handles.

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::latency::{LatencyRecorder, LatencySeries};
 use kestrel_binance::observer::{
     ConnectionId, MarketDataMode, MarketDataObserver, MessageInfo, ReconnectReason, StaleReason,
     StreamKind as WireStream,
@@ -65,6 +66,8 @@ pub struct MetricsObserver {
     clock: Arc<dyn Clock>,
     /// `binance_ws_latency_seconds{symbol,stream}` for every configured pair.
     ws_latency: HashMap<(Symbol, StreamKind), Histogram>,
+    /// The same latencies into the exact (HDR) series behind `GET /latency`.
+    ws_latency_exact: LatencyRecorder,
     /// Depth, trade, bookTicker slots (indexed by `StreamKind as usize`).
     streams: Vec<StreamSlot>,
     /// `task_latency_seconds{task="md"}`: receive → decoded and handed over.
@@ -111,6 +114,7 @@ impl MetricsObserver {
             .collect();
         Self {
             md_latency: metrics.task_latency("md"),
+            ws_latency_exact: metrics.latency().recorder(LatencySeries::WsLatency),
             metrics,
             faults,
             clock,
@@ -161,6 +165,7 @@ impl MarketDataObserver for MetricsObserver {
             if let Some(h) = self.ws_latency.get(&(sym, kind)) {
                 h.observe(lat.as_secs_f64());
             }
+            self.ws_latency_exact.record(lat);
         }
         if msg.ts_local != UnixNanos::ZERO {
             let now = self.clock.now().0;

@@ -319,6 +319,8 @@ pub struct Metrics {
     malformed_frames: Family<StreamLabels, Counter>,
     /// `kestrel_md_dropped_total{symbol}`: deltas dropped on channel overflow.
     md_dropped: Family<SymbolLabels, Counter>,
+    /// Exact (HDR) latency distributions beside the bucketed histograms (`GET /latency`).
+    latency: crate::latency::LatencyBook,
 }
 
 impl Default for Metrics {
@@ -338,6 +340,7 @@ impl Metrics {
             order_roundtrip: Family::new_with_constructor(network_latency_histogram),
             msg_lag: Family::default(),
             ws_reconnects: Family::default(),
+            latency: crate::latency::LatencyBook::new(),
             md_messages: Family::default(),
             book_resyncs: Family::default(),
             book_state: Family::default(),
@@ -470,6 +473,11 @@ impl Metrics {
             tracing::error!(error = %e, "metrics encoding failed");
         }
         out
+    }
+
+    /// The exact-latency store (HDR) behind `GET /latency`; recorders come from here.
+    pub fn latency(&self) -> &crate::latency::LatencyBook {
+        &self.latency
     }
 
     /// Handle for `binance_ws_latency_seconds{symbol,stream}`; observe seconds.
