@@ -20,9 +20,10 @@ apt_install() {
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
 }
 
-if ! command -v promtool >/dev/null 2>&1; then
-    echo "promtool not found: installing Debian package 'prometheus'"
-    apt_install prometheus || { echo "error: cannot install promtool (no apt-get?)" >&2; exit 1; }
+# The same package ships the Prometheus server the end-to-end test (ops_prometheus_*) starts.
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+    echo "promtool/prometheus not found: installing Debian package 'prometheus'"
+    apt_install prometheus || { echo "error: cannot install prometheus (no apt-get?)" >&2; exit 1; }
 fi
 promtool --version 2>&1 | head -n1
 
