@@ -25,7 +25,8 @@ const SIGFIGS: u8 = 3;
 /// The latency series recorded exactly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LatencySeries {
-    /// `task_latency_seconds{task="engine"}`: event received (socket read) → engine decided.
+    /// `task_latency_seconds{task="engine"}`: market-data or timer event received (socket
+    /// read) → engine decided.
     TaskEngine,
     /// `binance_ws_latency_seconds`: exchange event time `E` → local receive (offset-corrected).
     WsLatency,
