@@ -34,7 +34,8 @@ use kestrel_engine::{
     TakerParams,
 };
 use kestrel_model::{
-    Action, Clock, Command, Event, InstrumentSpec, OrderType, Price, Symbol, SystemClock,
+    Action, Asset, Clock, Command, Event, InstrumentSpec, Notional, OrderType, Price, Qty, Symbol,
+    SystemClock,
 };
 use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::{mpsc, watch};
@@ -769,28 +770,90 @@ async fn reconcile_startup(
         // in the base asset (as it books live fills), so a restarted bot agrees with the
         // exchange's balance.
         let fills = journal.call(|j| j.all_fills()).await.context("reading fills")?;
-        for p in &plan.positions {
-            if p.base.mantissa() == 0 {
-                continue;
-            }
-            let base_asset = instruments.iter().find(|i| i.symbol == p.symbol).map(|i| i.base);
-            let base_fees = fills
-                .iter()
-                .filter(|f| f.symbol == p.symbol && f.fill.commission_asset == base_asset)
-                .fold(kestrel_model::Notional::ZERO, |acc, f| {
-                    acc.saturating_add(f.fill.commission)
-                });
-            let qty = p
-                .base
-                .to_notional()
-                .saturating_sub(base_fees)
-                .floor_to_qty()
-                .context("position after base-asset fees out of range")?;
-            let avg = p.quote.mantissa().abs() / i128::from(p.base.mantissa().abs());
-            let avg = Price::from_mantissa(i64::try_from(avg).unwrap_or(i64::MAX));
-            seeded.positions.push((p.symbol, qty, avg));
-        }
+        let bases: Vec<(Symbol, Asset)> = instruments.iter().map(|i| (i.symbol, i.base)).collect();
+        seeded.positions = seed_positions(&plan.positions, &fills, &bases)?;
         seeded.cancels = plan.cancels().collect();
         return Ok(seeded);
+    }
+}
+
+/// Engine positions at start-up from the journal's net fills: the base quantity net of the
+/// commissions charged in the base asset (as the engine books live fills), so a restarted bot
+/// agrees with the exchange's balance; `(symbol, position, average entry price)`. A flat
+/// position with base-asset fees is kept: the account holds less than it started with.
+pub fn seed_positions(
+    positions: &[crate::journal::Position],
+    fills: &[crate::journal::FillRecord],
+    bases: &[(Symbol, Asset)],
+) -> anyhow::Result<Vec<(Symbol, Qty, Price)>> {
+    let mut out = Vec::new();
+    for p in positions {
+        let base_asset = bases.iter().find(|(s, _)| *s == p.symbol).map(|(_, a)| *a);
+        let base_fees = fills
+            .iter()
+            .filter(|f| f.symbol == p.symbol && f.fill.commission_asset == base_asset)
+            .fold(Notional::ZERO, |acc, f| acc.saturating_add(f.fill.commission));
+        if p.base.mantissa() == 0 && base_fees == Notional::ZERO {
+            continue;
+        }
+        let qty =
+            p.base.to_notional().saturating_sub(base_fees).floor_to_qty().with_context(|| {
+                format!("{}: position after base-asset fees out of range", p.symbol)
+            })?;
+        let avg = match p.base.mantissa().unsigned_abs() {
+            0 => Price::ZERO,
+            base => {
+                let avg = p.quote.mantissa().unsigned_abs() / u128::from(base);
+                Price::from_mantissa(i64::try_from(avg).unwrap_or(i64::MAX))
+            }
+        };
+        out.push((p.symbol, qty, avg));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod seed_tests {
+    use super::*;
+    use kestrel_model::{Fill, Side, TradeId, UnixNanos};
+
+    fn fill(side: Side, qty: &str, fee: &str, fee_asset: &str) -> crate::journal::FillRecord {
+        crate::journal::FillRecord {
+            symbol: "BTCUSDT".parse().unwrap(),
+            client_id: "c1".parse().unwrap(),
+            side,
+            fill: Fill {
+                trade_id: TradeId(1),
+                price: "100".parse().unwrap(),
+                qty: qty.parse().unwrap(),
+                commission: fee.parse().unwrap(),
+                commission_asset: Some(fee_asset.parse().unwrap()),
+                is_maker: true,
+                ts_exchange: UnixNanos(1),
+            },
+        }
+    }
+
+    #[test]
+    fn positions_are_net_of_base_fees_even_when_flat() {
+        let btc: Symbol = "BTCUSDT".parse().unwrap();
+        let bases = [(btc, "BTC".parse().unwrap())];
+        // TC0: bought 0.01 paying 0.000002 BTC, sold 0.01 paying USDT: flat by fills, but the
+        // account holds 0.000002 BTC less (the crash test caught the engine reporting 0).
+        let fills =
+            [fill(Side::Buy, "0.01", "0.000002", "BTC"), fill(Side::Sell, "0.01", "0.001", "USDT")];
+        let positions = crate::journal::positions_from_fills(&fills);
+        let seeded = seed_positions(&positions, &fills, &bases).unwrap();
+        assert_eq!(seeded, vec![(btc, "-0.000002".parse().unwrap(), Price::ZERO)]);
+        // TC1: long 0.01 with a BTC fee: 0.009998 at the fill price.
+        let fills = [fill(Side::Buy, "0.01", "0.000002", "BTC")];
+        let positions = crate::journal::positions_from_fills(&fills);
+        let seeded = seed_positions(&positions, &fills, &bases).unwrap();
+        assert_eq!(seeded, vec![(btc, "0.009998".parse().unwrap(), "100".parse().unwrap())]);
+        // TC2: flat with fees in the quote asset only: nothing to seed.
+        let fills =
+            [fill(Side::Buy, "0.01", "0.001", "USDT"), fill(Side::Sell, "0.01", "0.001", "USDT")];
+        let positions = crate::journal::positions_from_fills(&fills);
+        assert!(seed_positions(&positions, &fills, &bases).unwrap().is_empty());
     }
 }
