@@ -530,16 +530,8 @@ impl RestClient {
         &self,
         symbol: Option<Symbol>,
     ) -> Result<Vec<OrderUpdate>, BinanceError> {
-        let (params, w) = match symbol {
-            Some(s) => (vec![("symbol", s.to_string())], weight::OPEN_ORDERS_SYMBOL),
-            None => (Vec::new(), weight::OPEN_ORDERS_ALL),
-        };
-        let body =
-            self.send_signed(Method::GET, "/api/v3/openOrders", params, Cost::weight(w)).await?;
-        let list: Vec<wire::rest::Order<'_>> =
-            serde_json::from_slice(&body).map_err(BinanceError::decode("open orders"))?;
-        let ts = self.now();
-        list.iter().map(|o| parse::order_update(o, ts, None)).collect()
+        let detailed = self.open_orders_detailed(symbol).await?;
+        Ok(detailed.into_iter().map(|o| o.update).collect())
     }
 
     /// `GET /api/v3/openOrders` (one symbol or all) with each order's type, time in force
