@@ -45,7 +45,8 @@ pub async fn rest_client(sim: &SimHandle) -> RestClient {
     rest
 }
 
-fn unsynced_rest_client(sim: &SimHandle) -> RestClient {
+/// A REST client on the simulator's demo account (HMAC demo key), exchange limits not loaded.
+pub fn unsynced_rest_client(sim: &SimHandle) -> RestClient {
     let endpoints = Endpoints::from_base(
         sim.rest_url().parse().unwrap(),
         sim.ws_stream_url().parse().unwrap(),

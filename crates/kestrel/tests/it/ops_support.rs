@@ -259,19 +259,5 @@ pub fn ok_stdout(out: &Output) -> String {
 
 /// A REST client on the simulator's demo account (HMAC demo key).
 pub fn demo_rest_client(sim: &SimHandle) -> kestrel_binance::rest::RestClient {
-    use kestrel_binance::endpoints::Endpoints;
-    use kestrel_binance::rest::{RestClient, RestConfig};
-    use kestrel_binance::sign;
-    let endpoints = Endpoints::from_base(
-        sim.rest_url().parse().unwrap(),
-        sim.ws_stream_url().parse().unwrap(),
-        sim.ws_api_url().parse().unwrap(),
-    );
-    let creds = sign::Credentials::new(
-        kestrel_sim::config::DEMO_HMAC_API_KEY,
-        sign::Secret::hmac(kestrel_sim::config::DEMO_HMAC_SECRET),
-    );
-    let mut cfg = RestConfig::new(endpoints).with_credentials(creds);
-    cfg.request_timeout = Duration::from_secs(5);
-    RestClient::new(cfg).unwrap()
+    crate::e2e_support::unsynced_rest_client(sim)
 }
