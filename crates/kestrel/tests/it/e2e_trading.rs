@@ -43,19 +43,7 @@ async fn e2e_bot_trades_against_sim_and_journal_matches_exchange() {
     let sim = start_sim().await;
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("journal.sqlite");
-    let toml = kestrel::demo::demo_config_toml(
-        &sim.rest_url(),
-        &sim.ws_stream_url(),
-        &sim.ws_api_url(),
-        &journal,
-        "127.0.0.1:0".parse().unwrap(),
-    );
-    let config = Config::from_toml(
-        &toml,
-        std::path::Path::new("e2e.toml"),
-        &std::collections::HashMap::new(),
-    )
-    .unwrap();
+    let config = demo_config(&sim, &journal, "e2e.toml");
     let running = runtime::start(config).await.unwrap();
     let base = format!("http://{}", running.admin_addr);
     let control = running.control.clone();
@@ -180,19 +168,7 @@ async fn scenario_s10_user_stream_drop_no_fill_missed() {
     let rest = rest_client(&sim).await;
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("journal.sqlite");
-    let toml = kestrel::demo::demo_config_toml(
-        &sim.rest_url(),
-        &sim.ws_stream_url(),
-        &sim.ws_api_url(),
-        &journal,
-        "127.0.0.1:0".parse().unwrap(),
-    );
-    let config = Config::from_toml(
-        &toml,
-        std::path::Path::new("s10.toml"),
-        &std::collections::HashMap::new(),
-    )
-    .unwrap();
+    let config = demo_config(&sim, &journal, "s10.toml");
     let running = runtime::start(config).await.unwrap();
     let control = running.control.clone();
     let mut rx = control.snapshots.clone();
@@ -391,4 +367,17 @@ async fn scenario_s15_unknown_own_orders_adopted_with_exchange_terms() {
     }
     running.shutdown().await.unwrap();
     sim.shutdown().await;
+}
+
+/// The demo's bot configuration against `sim`, journaling to `journal`, admin API on a free
+/// loopback port.
+fn demo_config(sim: &kestrel_sim::SimHandle, journal: &std::path::Path, name: &str) -> Config {
+    let toml = kestrel::demo::demo_config_toml(
+        &sim.rest_url(),
+        &sim.ws_stream_url(),
+        &sim.ws_api_url(),
+        journal,
+        "127.0.0.1:0".parse().unwrap(),
+    );
+    Config::from_toml(&toml, std::path::Path::new(name), &std::collections::HashMap::new()).unwrap()
 }

@@ -123,12 +123,7 @@ async fn ops_cli_halt_cancel_all_resume_and_bad_requests() {
     // Quotes rest on the book (the market makers keep two orders each).
     wait_for("open orders", T, || async {
         let s = status_json(&base).await;
-        let n: usize = s["symbols"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x["open_orders"].as_array().map_or(0, Vec::len))
-            .sum();
+        let n = total_open_orders(&s);
         (n > 0).then_some(())
     })
     .await;
@@ -161,12 +156,7 @@ async fn ops_cli_halt_cancel_all_resume_and_bad_requests() {
     assert_eq!(ok_stdout(&kestrel_cli(&base, &["resume"]).await).trim(), "resume: ok");
     wait_for("resumed and quoting", T, || async {
         let s = status_json(&base).await;
-        let n: usize = s["symbols"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x["open_orders"].as_array().map_or(0, Vec::len))
-            .sum();
+        let n = total_open_orders(&s);
         (s["halted"] == false && n > 0).then_some(())
     })
     .await;
@@ -209,4 +199,11 @@ async fn ops_cli_halt_cancel_all_resume_and_bad_requests() {
     assert!(err.contains("cannot reach the admin API"), "{err}");
 
     bot.stop().await;
+}
+
+/// Open orders over every symbol of a `/status` document.
+fn total_open_orders(status: &Value) -> usize {
+    status["symbols"].as_array().map_or(0, |syms| {
+        syms.iter().map(|x| x["open_orders"].as_array().map_or(0, Vec::len)).sum()
+    })
 }
