@@ -10,17 +10,20 @@
 //! market crosses) and the fee collector. Balances are exact (`Notional`, 1e-16), so the sum of
 //! every asset over all accounts never changes: trading is zero-sum and fees move, never vanish.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use axum::extract::ws::Utf8Bytes;
 use kestrel_model::{Asset, Notional, OrderCheck, OrderType, Price, Qty, Side, TimeInForce};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
+use rustc_hash::FxHashMap as HashMap;
+use smallvec::SmallVec;
 use tokio::sync::broadcast;
 
 use crate::config::{KeyMaterial, ValidConfig, ValidSymbol};
 use crate::error::ApiError;
+use crate::publish::{self, push_bool, push_f8, push_u64, Frame, Heads, Interest, Kind};
 use crate::wire::{self, fn8, fp, fq, StpMode};
 
 /// Index of the background market maker account.
@@ -33,9 +36,9 @@ pub(crate) const FEES: usize = 2;
 /// A market-stream message, serialized once and shared by every connection.
 #[derive(Debug, Clone)]
 pub(crate) struct StreamMsg {
-    /// Stream name (`btcusdt@depth@100ms`).
-    pub stream: Arc<str>,
-    /// Payload for raw `/ws` connections.
+    /// Which stream (symbol × kind): connections filter on it without string compares.
+    pub key: publish::StreamKey,
+    /// Payload for raw `/ws` connections (a slice of `combined`'s buffer).
     pub raw: Utf8Bytes,
     /// Payload wrapped as `{"stream":..,"data":..}` for combined connections.
     pub combined: Utf8Bytes,
@@ -138,19 +141,38 @@ pub(crate) struct PublicTrade {
     pub buyer_maker: bool,
 }
 
+/// One price level: total quantity and the order ids in time priority.
 #[derive(Debug, Default)]
 struct Level {
+    /// Sum of the remaining quantities (what depth publishes).
     total: Qty,
-    orders: VecDeque<u64>,
+    /// Order ids, oldest first; inline up to 4 (the usual case: no allocation per level).
+    orders: SmallVec<[u64; 4]>,
 }
 
-/// Changes accumulated for one depth stream between two publications.
+/// Level changes not yet published, shared by both depth streams: one append per change;
+/// each stream publishes the entries since its own last publication (deduplicated, the last
+/// quantity of a level wins) and the log is cleared once both have caught up.
 #[derive(Debug, Default)]
-struct DepthAcc {
-    first: Option<u64>,
+struct DepthLog {
+    /// `(is_bid, price, new total)` in update-id order.
+    changes: Vec<(bool, Price, Qty)>,
+    /// Start of the `@depth@100ms` window in `changes`, and its first update id.
+    fast_from: usize,
+    fast_first: Option<u64>,
+    /// Start of the `@depth` window in `changes`, and its first update id.
+    slow_from: usize,
+    slow_first: Option<u64>,
+    /// Update id of the newest change.
     last: u64,
-    bids: BTreeMap<Price, Qty>,
-    asks: BTreeMap<Price, Qty>,
+}
+
+impl DepthLog {
+    /// Forgets everything pending (start-up: the first snapshot already holds it).
+    fn reset(&mut self) {
+        *self = Self { changes: std::mem::take(&mut self.changes), ..Self::default() };
+        self.changes.clear();
+    }
 }
 
 /// Best bid and best ask, `(price, total qty)` each.
@@ -169,8 +191,10 @@ pub(crate) struct SymbolState {
     asks: BTreeMap<Price, Level>,
     /// Last book update id (the snapshot's `lastUpdateId`).
     pub update_id: u64,
-    fast: DepthAcc,
-    slow: DepthAcc,
+    /// Level changes awaiting the next depth diffs.
+    depth: DepthLog,
+    /// Precomputed JSON fragments of this symbol's streams.
+    heads: Heads,
     steps: u64,
     pub mid_ticks: i64,
     next_trade_id: u64,
@@ -178,9 +202,15 @@ pub(crate) struct SymbolState {
     pub recent_trades: VecDeque<PublicTrade>,
     pub last_price: Option<Price>,
     last_top: Top,
-    /// Ids of the background maker's resting orders (so requoting never scans all orders).
-    maker_ids: Vec<u64>,
+    /// The background maker's resting orders `(id, side, price)`, kept here compactly so a
+    /// requote decides what to keep without touching (cache-cold) orders; an order that fills
+    /// completely is taken out by [`Exchange::trade`].
+    maker: Vec<(u64, Side, Price)>,
 }
+
+/// Background levels per side whose quantity a depth step re-draws (cancel and replace), on
+/// top of the levels the mid's move shifts in and out: every step changes the book.
+const REFRESH_PER_SIDE: usize = 1;
 
 impl SymbolState {
     /// Best bid and ask `(price, total qty)`.
@@ -259,6 +289,8 @@ pub(crate) struct ExCounters {
 pub(crate) struct Exchange {
     pub symbols: Vec<SymbolState>,
     pub sym_index: HashMap<String, usize>,
+    /// Symbol index by lower-case stream prefix (`btcusdt`).
+    stream_index: HashMap<String, usize>,
     pub accounts: Vec<Account>,
     pub keys: HashMap<String, (usize, KeyMaterial)>,
     pub orders: HashMap<u64, Order>,
@@ -270,9 +302,16 @@ pub(crate) struct Exchange {
     pub(crate) rng: StdRng,
     market_tx: broadcast::Sender<StreamMsg>,
     user_tx: broadcast::Sender<UserMsg>,
+    /// Which streams have subscribers (the others are never serialised).
+    interest: Arc<Interest>,
     pub counters: ExCounters,
-    /// Accounts touched by the current operation (for outboundAccountPosition).
-    touched: BTreeSet<(usize, usize)>,
+    /// `(account, symbol)` pairs touched by the current operation (for
+    /// outboundAccountPosition); a short Vec, deduplicated when published.
+    touched: Vec<(usize, usize)>,
+    /// Scratch for deduplicating a depth window (kept to reuse its allocation).
+    depth_scratch: Vec<(bool, i64, usize)>,
+    /// Scratch for the requote: which background slots already hold a maker order.
+    slots: Vec<bool>,
 }
 
 fn one_e8_floor(n: Notional) -> Notional {
@@ -288,22 +327,26 @@ impl Exchange {
         cfg: &ValidConfig,
         market_tx: broadcast::Sender<StreamMsg>,
         user_tx: broadcast::Sender<UserMsg>,
+        interest: Arc<Interest>,
     ) -> Self {
-        let mut sym_index = HashMap::new();
+        let mut sym_index = HashMap::default();
+        let mut stream_index = HashMap::default();
         let mut symbols = Vec::new();
         let mut all_assets = BTreeSet::new();
         for (i, s) in cfg.symbols.iter().enumerate() {
             sym_index.insert(s.spec.symbol.as_str().to_string(), i);
             all_assets.insert(s.spec.base);
             all_assets.insert(s.spec.quote);
+            let lower = s.spec.symbol.to_stream_name();
+            stream_index.insert(lower.clone(), i);
             symbols.push(SymbolState {
                 cfg: s.clone(),
-                lower: s.spec.symbol.to_stream_name(),
+                heads: Heads::new(s.spec.symbol.as_str(), &lower),
+                lower,
                 bids: BTreeMap::new(),
                 asks: BTreeMap::new(),
                 update_id: 1000,
-                fast: DepthAcc::default(),
-                slow: DepthAcc::default(),
+                depth: DepthLog::default(),
                 steps: 0,
                 mid_ticks: s.mid_ticks,
                 next_trade_id: 1,
@@ -311,7 +354,7 @@ impl Exchange {
                 recent_trades: VecDeque::new(),
                 last_price: None,
                 last_top: (None, None),
-                maker_ids: Vec::new(),
+                maker: Vec::new(),
             });
         }
         // Internal accounts hold "infinite" funds: 1e12 of every traded asset.
@@ -341,7 +384,7 @@ impl Exchange {
             internal("sim-taker", true),
             internal("sim-fees", false),
         ];
-        let mut keys = HashMap::new();
+        let mut keys = HashMap::default();
         for a in &cfg.accounts {
             let idx = accounts.len();
             for (k, m) in &a.keys {
@@ -365,23 +408,26 @@ impl Exchange {
         let mut ex = Self {
             symbols,
             sym_index,
+            stream_index,
             accounts,
             keys,
-            orders: HashMap::new(),
-            client_ids: HashMap::new(),
-            resting: HashMap::new(),
+            orders: HashMap::default(),
+            client_ids: HashMap::default(),
+            resting: HashMap::default(),
             next_order_id: 1,
             next_exec_id: 1,
             rng: StdRng::seed_from_u64(cfg.seed),
             market_tx,
             user_tx,
+            interest,
             counters: ExCounters::default(),
-            touched: BTreeSet::new(),
+            touched: Vec::new(),
+            depth_scratch: Vec::new(),
+            slots: Vec::new(),
         };
         for s in 0..ex.symbols.len() {
             ex.requote(s, 0);
-            ex.symbols[s].fast = DepthAcc::default();
-            ex.symbols[s].slow = DepthAcc::default();
+            ex.symbols[s].depth.reset();
         }
         ex
     }
@@ -391,18 +437,29 @@ impl Exchange {
         self.sym_index.get(name).copied().ok_or_else(ApiError::invalid_symbol)
     }
 
+    /// The key of a stream name (`btcusdt@depth@100ms`), if the simulator publishes it.
+    pub fn stream_key(&self, name: &str) -> Option<publish::StreamKey> {
+        let (sym, kind) = name.split_once('@')?;
+        let sym = *self.stream_index.get(sym)?;
+        let kind = publish::KINDS.iter().position(|k| *k == kind)?;
+        Some(publish::key(sym, publish::Kind::ALL[kind]))
+    }
+
     // ----- publication -------------------------------------------------------------------
 
-    fn publish(&self, stream: String, json: String) {
-        if self.market_tx.receiver_count() == 0 {
-            return;
+    /// Starts a frame of `kind` on `sym` if anybody subscribes to it (else `None`: nothing
+    /// is serialised).
+    fn frame(&self, sym: usize, kind: Kind, hint: usize) -> Option<Frame> {
+        if self.market_tx.receiver_count() == 0 || !self.interest.wanted(publish::key(sym, kind)) {
+            return None;
         }
-        let combined = format!("{{\"stream\":\"{stream}\",\"data\":{json}}}");
-        let _ = self.market_tx.send(StreamMsg {
-            stream: stream.into(),
-            raw: json.into(),
-            combined: combined.into(),
-        });
+        Some(Frame::start(&self.symbols[sym].heads.stream[kind as usize], hint))
+    }
+
+    /// Sends a finished frame to every connection.
+    fn publish(&self, sym: usize, kind: Kind, frame: Frame) {
+        let (raw, combined) = frame.finish();
+        let _ = self.market_tx.send(StreamMsg { key: publish::key(sym, kind), raw, combined });
     }
 
     fn publish_user(&self, account: usize, json: String) {
@@ -420,33 +477,90 @@ impl Exchange {
         };
         s.update_id += 1;
         let id = s.update_id;
-        for acc in [&mut s.fast, &mut s.slow] {
-            acc.first.get_or_insert(id);
-            acc.last = id;
-            match side {
-                Side::Buy => acc.bids.insert(price, total),
-                Side::Sell => acc.asks.insert(price, total),
-            };
-        }
+        let log = &mut s.depth;
+        log.fast_first.get_or_insert(id);
+        log.slow_first.get_or_insert(id);
+        log.last = id;
+        log.changes.push((side == Side::Buy, price, total));
     }
 
+    /// Publishes the pending `@depth` (`slow`) or `@depth@100ms` diff of `sym`, if any change
+    /// happened since that stream's last diff.
     fn flush_depth(&mut self, sym: usize, slow: bool, now: u64) {
+        let kind = if slow { Kind::DepthSlow } else { Kind::DepthFast };
         let s = &mut self.symbols[sym];
-        let acc = std::mem::take(if slow { &mut s.slow } else { &mut s.fast });
-        let Some(first) = acc.first else { return };
-        let ev = wire::DepthUpdateWire {
-            e: "depthUpdate",
-            event_time: now,
-            s: s.cfg.spec.symbol.as_str(),
-            first_id: first,
-            u: acc.last,
-            b: acc.bids.iter().rev().map(|(p, q)| [fp(*p), fq(*q)]).collect(),
-            a: acc.asks.iter().map(|(p, q)| [fp(*p), fq(*q)]).collect(),
+        let log = &mut s.depth;
+        let (from, first) = if slow {
+            (std::mem::take(&mut log.slow_from), log.slow_first.take())
+        } else {
+            (std::mem::take(&mut log.fast_from), log.fast_first.take())
         };
-        let json = serde_json::to_string(&ev).unwrap_or_default();
-        let stream =
-            if slow { format!("{}@depth", s.lower) } else { format!("{}@depth@100ms", s.lower) };
-        self.publish(stream, json);
+        let end = log.changes.len();
+        // This stream has caught up; the log empties once both have.
+        if slow {
+            log.slow_from = end;
+        } else {
+            log.fast_from = end;
+        }
+        let Some(first) = first else { return };
+        let last = log.last;
+        let wanted =
+            self.market_tx.receiver_count() > 0 && self.interest.wanted(publish::key(sym, kind));
+        if wanted {
+            // Deduplicate: sort by (side, best first), keeping each level's last change.
+            let scratch = &mut self.depth_scratch;
+            scratch.clear();
+            scratch.extend(log.changes[from..end].iter().enumerate().map(|(i, (bid, p, _))| {
+                (!*bid, if *bid { -p.mantissa() } else { p.mantissa() }, from + i)
+            }));
+            scratch.sort_unstable();
+            let n = scratch.len();
+            let mut f = Frame::start(&s.heads.stream[kind as usize], 96 + n * 34);
+            let out = &mut f.buf;
+            out.push_str("{\"e\":\"depthUpdate\",\"E\":");
+            push_u64(out, now);
+            out.push_str(",\"s\":");
+            out.push_str(&s.heads.symbol);
+            out.push_str(",\"U\":");
+            push_u64(out, first);
+            out.push_str(",\"u\":");
+            push_u64(out, last);
+            out.push_str(",\"b\":[");
+            let mut side_open_bid = true;
+            let mut first_in_side = true;
+            for (j, &(ask, _, idx)) in scratch.iter().enumerate() {
+                // Several changes of one level: only the last (highest index) counts.
+                if scratch.get(j + 1).is_some_and(|nx| nx.0 == ask && nx.1 == scratch[j].1) {
+                    continue;
+                }
+                if ask && side_open_bid {
+                    out.push_str("],\"a\":[");
+                    side_open_bid = false;
+                    first_in_side = true;
+                }
+                if !first_in_side {
+                    out.push(',');
+                }
+                first_in_side = false;
+                let (_, p, q) = log.changes[idx];
+                out.push('[');
+                push_f8(out, p.mantissa());
+                out.push(',');
+                push_f8(out, q.mantissa());
+                out.push(']');
+            }
+            if side_open_bid {
+                out.push_str("],\"a\":[");
+            }
+            out.push_str("]}");
+            self.publish(sym, kind, f);
+        }
+        let log = &mut self.symbols[sym].depth;
+        if log.fast_from == log.changes.len() && log.slow_from == log.changes.len() {
+            log.changes.clear();
+            log.fast_from = 0;
+            log.slow_from = 0;
+        }
     }
 
     /// Publishes both pending depth diffs now (used before a gap and by `flush`).
@@ -461,19 +575,25 @@ impl Exchange {
             return;
         }
         self.symbols[sym].last_top = top;
+        let Some(mut f) = self.frame(sym, Kind::BookTicker, 128) else { return };
         let s = &self.symbols[sym];
         let (b, bq) = top.0.map_or((Price::ZERO, Qty::ZERO), |x| x);
         let (a, aq) = top.1.map_or((Price::ZERO, Qty::ZERO), |x| x);
-        let ev = wire::BookTickerWire {
-            u: s.update_id,
-            s: s.cfg.spec.symbol.as_str(),
-            b: fp(b),
-            bid_qty: fq(bq),
-            a: fp(a),
-            ask_qty: fq(aq),
-        };
-        let json = serde_json::to_string(&ev).unwrap_or_default();
-        self.publish(format!("{}@bookTicker", s.lower), json);
+        let out = &mut f.buf;
+        out.push_str("{\"u\":");
+        push_u64(out, s.update_id);
+        out.push_str(",\"s\":");
+        out.push_str(&s.heads.symbol);
+        for (k, v) in
+            [("b", b.mantissa()), ("B", bq.mantissa()), ("a", a.mantissa()), ("A", aq.mantissa())]
+        {
+            out.push_str(",\"");
+            out.push_str(k);
+            out.push_str("\":");
+            push_f8(out, v);
+        }
+        out.push('}');
+        self.publish(sym, Kind::BookTicker, f);
     }
 
     fn exec_report(
@@ -536,9 +656,13 @@ impl Exchange {
     }
 
     fn publish_positions(&mut self, now: u64) {
-        let touched = std::mem::take(&mut self.touched);
+        if self.touched.is_empty() {
+            return;
+        }
+        let mut touched = std::mem::take(&mut self.touched);
+        touched.retain(|(acct, _)| !self.accounts[*acct].internal);
         let mut by_acct: BTreeMap<usize, BTreeSet<Asset>> = BTreeMap::new();
-        for (acct, sym) in touched {
+        for &(acct, sym) in &touched {
             let spec = &self.symbols[sym].cfg.spec;
             let e = by_acct.entry(acct).or_default();
             e.insert(spec.base);
@@ -569,6 +693,9 @@ impl Exchange {
             let json = serde_json::to_string(&ev).unwrap_or_default();
             self.publish_user(acct, json);
         }
+        // Keep the allocation for the next operation.
+        touched.clear();
+        self.touched = touched;
     }
 
     /// Finishes a public operation on `sym`: bookTicker and account positions.
@@ -602,7 +729,7 @@ impl Exchange {
         let b = self.bal(acct, asset);
         b.locked = b.locked.saturating_sub(amount);
         b.free = b.free.saturating_add(amount);
-        self.touched.insert((acct, sym));
+        self.touched.push((acct, sym));
     }
 
     // ----- book --------------------------------------------------------------------------
@@ -623,7 +750,7 @@ impl Exchange {
         }
         let lvl = self.book_side(sym, side).entry(price).or_default();
         lvl.total = lvl.total.saturating_add(rem);
-        lvl.orders.push_back(id);
+        lvl.orders.push(id);
         self.level_changed(sym, side, price);
     }
 
@@ -653,7 +780,7 @@ impl Exchange {
             Side::Buy => s.asks.iter().next(),
             Side::Sell => s.bids.iter().next_back(),
         };
-        lvl.and_then(|(p, l)| l.orders.front().map(|id| (*p, *id)))
+        lvl.and_then(|(p, l)| l.orders.first().map(|id| (*p, *id)))
     }
 
     fn crosses(side: Side, limit: Price, level: Price) -> bool {
@@ -851,7 +978,7 @@ impl Exchange {
             self.counters.orders_accepted += 1;
         }
         self.orders.insert(id, order.clone());
-        self.touched.insert((acct, sym));
+        self.touched.push((acct, sym));
         self.exec_report(&order, "NEW", None, None, now);
 
         let limit = if o.kind == OrderType::Market { None } else { o.price };
@@ -997,22 +1124,29 @@ impl Exchange {
         let s = &mut self.symbols[sym];
         let a = s.next_agg_id;
         s.next_agg_id += 1;
-        let ev = wire::AggTradeWire {
-            e: "aggTrade",
-            event_time: now,
-            s: s.cfg.spec.symbol.as_str(),
-            a,
-            p: fp(price),
-            q: fq(qty),
-            f: first,
-            l: last,
-            trade_time: now,
-            m: taker_side == Side::Sell,
-            ignore: true,
-        };
-        let json = serde_json::to_string(&ev).unwrap_or_default();
-        let stream = format!("{}@aggTrade", s.lower);
-        self.publish(stream, json);
+        let Some(mut f) = self.frame(sym, Kind::AggTrade, 192) else { return };
+        let s = &self.symbols[sym];
+        let out = &mut f.buf;
+        out.push_str("{\"e\":\"aggTrade\",\"E\":");
+        push_u64(out, now);
+        out.push_str(",\"s\":");
+        out.push_str(&s.heads.symbol);
+        out.push_str(",\"a\":");
+        push_u64(out, a);
+        out.push_str(",\"p\":");
+        push_f8(out, price.mantissa());
+        out.push_str(",\"q\":");
+        push_f8(out, qty.mantissa());
+        out.push_str(",\"f\":");
+        push_u64(out, first);
+        out.push_str(",\"l\":");
+        push_u64(out, last);
+        out.push_str(",\"T\":");
+        push_u64(out, now);
+        out.push_str(",\"m\":");
+        push_bool(out, taker_side == Side::Sell);
+        out.push_str(",\"M\":true}");
+        self.publish(sym, Kind::AggTrade, f);
     }
 
     fn expire_in_match(&mut self, maker_id: u64, now: u64) {
@@ -1099,7 +1233,7 @@ impl Exchange {
             }
             let fb = ex.bal(FEES, fee_asset);
             fb.free = fb.free.saturating_add(fee);
-            ex.touched.insert((o.acct, sym));
+            ex.touched.push((o.acct, sym));
             if let Some(m) = ex.orders.get_mut(&oid) {
                 m.executed = m.executed.saturating_add(q);
                 m.cum_quote = m.cum_quote.saturating_add(quote);
@@ -1155,21 +1289,25 @@ impl Exchange {
         }
         let taker_fill = fill_of(self, tid, false);
         // Trade stream.
-        let s = &self.symbols[sym];
-        let ev = wire::TradeWire {
-            e: "trade",
-            event_time: now,
-            s: s.cfg.spec.symbol.as_str(),
-            t: trade_id,
-            p: fp(price),
-            q: fq(q),
-            trade_time: now,
-            m: t_side == Side::Sell,
-            ignore: true,
-        };
-        let json = serde_json::to_string(&ev).unwrap_or_default();
-        let stream = format!("{}@trade", s.lower);
-        self.publish(stream, json);
+        if let Some(mut f) = self.frame(sym, Kind::Trade, 160) {
+            let out = &mut f.buf;
+            out.push_str("{\"e\":\"trade\",\"E\":");
+            push_u64(out, now);
+            out.push_str(",\"s\":");
+            out.push_str(&self.symbols[sym].heads.symbol);
+            out.push_str(",\"t\":");
+            push_u64(out, trade_id);
+            out.push_str(",\"p\":");
+            push_f8(out, price.mantissa());
+            out.push_str(",\"q\":");
+            push_f8(out, q.mantissa());
+            out.push_str(",\"T\":");
+            push_u64(out, now);
+            out.push_str(",\"m\":");
+            push_bool(out, t_side == Side::Sell);
+            out.push_str(",\"M\":true}");
+            self.publish(sym, Kind::Trade, f);
+        }
         // Reports.
         if let Some(m) = self.orders.get(&mid).cloned() {
             self.exec_report(&m, "TRADE", Some((&maker_fill, true)), None, now);
@@ -1177,6 +1315,12 @@ impl Exchange {
                 self.unlock_rest(mid);
                 if self.accounts[m_acct].internal {
                     self.orders.remove(&mid);
+                }
+                if m_acct == MAKER {
+                    let maker = &mut self.symbols[sym].maker;
+                    if let Some(pos) = maker.iter().position(|(id, _, _)| *id == mid) {
+                        maker.swap_remove(pos);
+                    }
                 }
             }
         }
@@ -1263,10 +1407,16 @@ impl Exchange {
 
     // ----- synthetic market ----------------------------------------------------------------
 
-    /// Cancels the background maker's orders on `sym` and quotes fresh levels around the mid.
+    /// Moves the background maker's ladder (`levels` slots a side, `level_gap_ticks` apart,
+    /// the best `half_spread_ticks` from the mid) to the current mid. Its orders that are off
+    /// the ladder now (the mid moved away) are cancelled, and so is one random slot's order per
+    /// side (`REFRESH_PER_SIDE`: its quantity is re-drawn); then every empty slot (new, just
+    /// refreshed, or taken by trades) gets an order of 50 %–150 % of `level_qty`, unless it
+    /// would cross the opposite side. A slot the move did not touch keeps its order and queue
+    /// position, so a step changes a few levels (about 4 × |move| + 2), as on a real book,
+    /// instead of cancelling and re-placing the whole ladder.
     fn requote(&mut self, sym: usize, now: u64) {
         use rand::Rng;
-        self.requote_clear(sym);
         let s = &self.symbols[sym];
         let tick = s.tick().mantissa();
         let (mid, half, gap, levels, base_qty, step) = (
@@ -1277,8 +1427,51 @@ impl Exchange {
             s.cfg.level_qty,
             s.step(),
         );
+        let n = levels as usize;
+        // Ladder slot of a maker order: bids 0..n (best first), asks n..2n.
+        let slot_of = |side: Side, price: Price| -> Option<usize> {
+            if tick <= 0 || gap <= 0 || price.mantissa() % tick != 0 {
+                return None;
+            }
+            let t = price.mantissa() / tick;
+            let dist = match side {
+                Side::Buy => mid - half - t,
+                Side::Sell => t - (mid + half),
+            };
+            if dist < 0 || dist % gap != 0 {
+                return None;
+            }
+            let k = usize::try_from(dist / gap).ok()?;
+            (k < n).then_some(if side == Side::Sell { n + k } else { k })
+        };
+        let mut slots = std::mem::take(&mut self.slots);
+        slots.clear();
+        slots.resize(2 * n, false);
+        let refresh: [usize; 2 * REFRESH_PER_SIDE] = if n > 0 {
+            [self.rng.gen_range(0..n), n + self.rng.gen_range(0..n)]
+        } else {
+            [usize::MAX; 2 * REFRESH_PER_SIDE]
+        };
+        let mut ids = std::mem::take(&mut self.symbols[sym].maker);
+        ids.retain(|&(id, side, price)| match slot_of(side, price) {
+            Some(k) if !slots[k] && !refresh.contains(&k) => {
+                slots[k] = true;
+                true
+            }
+            _ => {
+                self.remove_from_book(id);
+                self.unlock_rest(id);
+                self.orders.remove(&id);
+                false
+            }
+        });
+        self.symbols[sym].maker = ids;
         for k in 0..i64::from(levels) {
             for side in [Side::Buy, Side::Sell] {
+                let slot = if side == Side::Sell { n + k as usize } else { k as usize };
+                if slots[slot] {
+                    continue;
+                }
                 let ticks = match side {
                     Side::Buy => mid - half - k * gap,
                     Side::Sell => mid + half + k * gap,
@@ -1329,9 +1522,10 @@ impl Exchange {
                     },
                 );
                 self.add_to_book(id);
-                self.symbols[sym].maker_ids.push(id);
+                self.symbols[sym].maker.push((id, side, price));
             }
         }
+        self.slots = slots;
     }
 
     /// One step of the synthetic market on `sym`: random-walk the mid, let the background taker
@@ -1462,8 +1656,8 @@ impl Exchange {
     }
 
     fn requote_clear(&mut self, sym: usize) {
-        let maker_ids = std::mem::take(&mut self.symbols[sym].maker_ids);
-        for id in maker_ids {
+        let mut maker = std::mem::take(&mut self.symbols[sym].maker);
+        for (id, _, _) in maker.drain(..) {
             // Filled maker orders were already removed from `orders` by `trade`.
             if self.orders.get(&id).is_some_and(|o| o.status.is_open()) {
                 self.remove_from_book(id);
@@ -1471,6 +1665,7 @@ impl Exchange {
             }
             self.orders.remove(&id);
         }
+        self.symbols[sym].maker = maker;
     }
 
     /// Publishes pending diffs, then skips `n` update ids: the next diff's `U` jumps (gap fault).

@@ -60,6 +60,8 @@ pub mod config;
 mod error;
 mod exchange;
 pub mod faults;
+mod offline;
+mod publish;
 mod rate_limit;
 mod rest;
 mod server;
@@ -72,4 +74,5 @@ pub use config::{
 };
 pub use error::{ApiError, SimError};
 pub use faults::{ConnectionInfo, Fault, FaultError, SimStats};
+pub use offline::OfflineMarket;
 pub use server::{Sim, SimHandle};

@@ -22,6 +22,7 @@ use crate::config::{SimConfig, WsConfig};
 use crate::error::SimError;
 use crate::exchange::{Exchange, StreamMsg, UserMsg};
 use crate::faults::{ConnectionInfo, Counters, Fault, FaultError, RestFaults, SimStats};
+use crate::publish::Interest;
 use crate::rate_limit::RateLimiter;
 
 /// Locks a std mutex, recovering the data if a panicking thread poisoned it (the state is
@@ -69,6 +70,9 @@ pub(crate) struct Shared {
     pub user_tx: broadcast::Sender<UserMsg>,
     pub cancel: CancellationToken,
     pub ws: WsConfig,
+    /// Subscriber counts per stream, shared with the exchange (unsubscribed streams are not
+    /// serialised).
+    pub interest: Arc<Interest>,
 }
 
 impl Shared {
@@ -207,7 +211,8 @@ impl Sim {
         let valid = config.validate()?;
         let (market_tx, _) = broadcast::channel(config.ws.channel_capacity);
         let (user_tx, _) = broadcast::channel(config.ws.channel_capacity);
-        let ex = Exchange::new(&valid, market_tx.clone(), user_tx.clone());
+        let interest = Arc::new(Interest::new(valid.symbols.len()));
+        let ex = Exchange::new(&valid, market_tx.clone(), user_tx.clone(), interest.clone());
         let shared = Arc::new(Shared {
             ex: Mutex::new(ex),
             clock: SimClock::new(config.start_time_ms),
@@ -220,6 +225,7 @@ impl Sim {
             user_tx,
             cancel: CancellationToken::new(),
             ws: config.ws.clone(),
+            interest,
         });
         let listener = tokio::net::TcpListener::bind(addr)
             .await

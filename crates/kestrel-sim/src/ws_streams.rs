@@ -2,8 +2,14 @@
 //! control messages (SUBSCRIBE, UNSUBSCRIBE, LIST_SUBSCRIPTIONS, SET/GET_PROPERTY), server
 //! pings with a pong deadline, an incoming message-rate limit, a stream cap, a maximum lifetime,
 //! and the per-connection faults (drop, heartbeat loss, delay, malformed frames, shutdown).
+//!
+//! Delivery cost: frames are filtered by their integer stream key (a bitmap lookup), and every
+//! frame already queued for the connection is fed to the socket before one flush, so a busy
+//! stream costs one write syscall per batch rather than per message. The connection's
+//! subscriptions are mirrored into the exchange's interest registry, so streams nobody
+//! subscribes to are never serialised.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,20 +19,18 @@ use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio::sync::broadcast::error::RecvError;
+use std::sync::atomic::Ordering;
+
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::time::Instant;
 
-use crate::exchange::Exchange;
 use crate::faults::Counters;
+use crate::publish::{InterestGuard, StreamKey};
 use crate::server::{lock, ConnCtrl, Shared};
 
-/// Stream suffixes the simulator publishes.
-const KINDS: &[&str] = &["depth", "depth@100ms", "trade", "aggTrade", "bookTicker"];
-
-fn valid_stream(ex: &Exchange, name: &str) -> bool {
-    let Some((sym, kind)) = name.split_once('@') else { return false };
-    KINDS.contains(&kind) && ex.symbols.iter().any(|s| s.lower == sym)
-}
+/// Most frames fed to the socket before a flush (and before the connection task looks at its
+/// other duties: pings, control messages, faults).
+const MAX_BATCH: usize = 256;
 
 fn bad_request(msg: &str) -> Response {
     (axum::http::StatusCode::BAD_REQUEST, axum::Json(json!({"code": 2, "msg": msg})))
@@ -43,16 +47,20 @@ fn start(
     if lock(&sh.faults).refuses("stream") {
         return crate::faults::refused_upgrade();
     }
+    let mut keyed = BTreeMap::new();
     {
         let ex = lock(&sh.ex);
-        if let Some(bad) = streams.iter().find(|s| !valid_stream(&ex, s)) {
-            return bad_request(&format!("Invalid request: unknown stream {bad}"));
+        for s in streams {
+            let Some(k) = ex.stream_key(&s) else {
+                return bad_request(&format!("Invalid request: unknown stream {s}"));
+            };
+            keyed.insert(s, k);
         }
     }
-    if streams.len() > sh.ws.max_streams_per_connection {
+    if keyed.len() > sh.ws.max_streams_per_connection {
         return bad_request("Invalid request: too many streams");
     }
-    ws.on_upgrade(move |socket| run(sh, socket, peer, streams, combined))
+    ws.on_upgrade(move |socket| run(sh, socket, peer, keyed, combined))
 }
 
 /// `GET /ws` (no initial stream; subscribe later).
@@ -149,18 +157,33 @@ impl Heartbeat {
     }
 }
 
+/// What a delivery batch ended with.
+enum Batch {
+    /// Everything queued was sent.
+    Sent,
+    /// The socket failed.
+    Broken,
+    /// The connection fell more than the channel capacity behind (`n` frames lost).
+    Lagged(u64),
+    /// The channel closed (server stopping).
+    Closed,
+}
+
 async fn run(
     sh: Arc<Shared>,
     socket: WebSocket,
     peer: SocketAddr,
-    streams: Vec<String>,
+    streams: BTreeMap<String, StreamKey>,
     mut combined: bool,
 ) {
     let (id, mut ctrl) = sh.register("stream", peer);
     Counters::inc(&sh.counters.ws_stream_connections);
     tracing::debug!(id, %peer, ?streams, "sim: stream connection");
     let mut rx = sh.market_tx.subscribe();
-    let mut subs: BTreeSet<String> = streams.into_iter().collect();
+    let mut subs = Subs { names: streams, keys: InterestGuard::new(sh.interest.clone()) };
+    for k in subs.names.values() {
+        subs.keys.add(*k);
+    }
     let (mut tx, mut rd) = socket.split();
     let ws = sh.ws.clone();
     let ping_every = Duration::from_millis(ws.ping_interval_ms.max(1));
@@ -233,25 +256,66 @@ async fn run(
                     Message::Ping(_) | Message::Binary(_) => {}
                 }
             }
-            m = rx.recv(), if !silenced => match m {
-                Ok(msg) => {
-                    if !subs.contains(&*msg.stream) { continue; }
-                    if let Some(d) = delay { tokio::time::sleep(d).await; }
-                    let payload = if combined { msg.combined } else { msg.raw };
-                    if tx.send(Message::Text(payload)).await.is_err() { break; }
-                    Counters::inc(&sh.counters.ws_messages_sent);
+            m = rx.recv(), if !silenced => {
+                let first = match m {
+                    Ok(msg) => Ok(msg),
+                    Err(RecvError::Lagged(n)) => Err(Batch::Lagged(n)),
+                    Err(RecvError::Closed) => Err(Batch::Closed),
+                };
+                // Feed this frame and every one already queued (up to a batch), flush once.
+                let mut sent = 0u64;
+                let mut next = first;
+                let end = loop {
+                    let msg = match next {
+                        Ok(msg) => msg,
+                        Err(b) => break b,
+                    };
+                    if subs.keys.has(msg.key) {
+                        let payload = if combined { msg.combined } else { msg.raw };
+                        if let Some(d) = delay {
+                            // Delay fault: every frame leaves late, on its own.
+                            tokio::time::sleep(d).await;
+                            if tx.send(Message::Text(payload)).await.is_err() { break Batch::Broken; }
+                        } else if tx.feed(Message::Text(payload)).await.is_err() {
+                            break Batch::Broken;
+                        }
+                        sent += 1;
+                    }
+                    if sent as usize >= MAX_BATCH {
+                        break Batch::Sent;
+                    }
+                    next = match rx.try_recv() {
+                        Ok(msg) => Ok(msg),
+                        Err(TryRecvError::Empty) => break Batch::Sent,
+                        Err(TryRecvError::Lagged(n)) => Err(Batch::Lagged(n)),
+                        Err(TryRecvError::Closed) => Err(Batch::Closed),
+                    };
+                };
+                sh.counters.ws_messages_sent.fetch_add(sent, Ordering::Relaxed);
+                let flushed = tx.flush().await.is_ok();
+                match end {
+                    Batch::Sent if flushed => {}
+                    Batch::Sent | Batch::Broken | Batch::Closed => break,
+                    Batch::Lagged(n) => {
+                        Counters::inc(&sh.counters.lagged_disconnects);
+                        tracing::info!(id, lagged = n, "sim: slow client, closing");
+                        let _ = tx.send(close(1008, "client too slow")).await;
+                        break;
+                    }
                 }
-                Err(RecvError::Lagged(n)) => {
-                    Counters::inc(&sh.counters.lagged_disconnects);
-                    tracing::info!(id, lagged = n, "sim: slow client, closing");
-                    let _ = tx.send(close(1008, "client too slow")).await;
-                    break;
-                }
-                Err(RecvError::Closed) => break,
-            },
+            }
         }
     }
     sh.unregister(id);
+}
+
+/// A connection's subscriptions: by name (LIST_SUBSCRIPTIONS, caps) and by key (the
+/// per-frame filter, mirrored into the exchange's interest registry).
+struct Subs {
+    /// Subscribed stream names and their keys.
+    names: BTreeMap<String, StreamKey>,
+    /// The same keys as a bitmap, registered as interest while the connection lives.
+    keys: InterestGuard,
 }
 
 /// Valid control-message id: integer, alphanumeric string of ≤ 36 chars, or null.
@@ -267,7 +331,7 @@ fn valid_id(id: &Value) -> bool {
 }
 
 /// Handles one control message; returns the reply text.
-fn control(sh: &Shared, subs: &mut BTreeSet<String>, combined: &mut bool, text: &str) -> String {
+fn control(sh: &Shared, subs: &mut Subs, combined: &mut bool, text: &str) -> String {
     let v: Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => {
@@ -288,17 +352,25 @@ fn control(sh: &Shared, subs: &mut BTreeSet<String>, combined: &mut bool, text: 
             let Some(list) = names() else {
                 return err(2, "Invalid request: params must be stream names");
             };
+            let mut new = BTreeMap::new();
             {
                 let ex = lock(&sh.ex);
-                if list.iter().any(|s| !valid_stream(&ex, s)) {
-                    return err(2, "Invalid request: unknown stream name");
+                for s in list {
+                    let Some(k) = ex.stream_key(&s) else {
+                        return err(2, "Invalid request: unknown stream name");
+                    };
+                    if !subs.names.contains_key(&s) {
+                        new.insert(s, k);
+                    }
                 }
             }
-            let new: BTreeSet<String> = list.into_iter().filter(|s| !subs.contains(s)).collect();
-            if subs.len() + new.len() > sh.ws.max_streams_per_connection {
+            if subs.names.len() + new.len() > sh.ws.max_streams_per_connection {
                 return err(2, "Invalid request: too many streams for this connection");
             }
-            subs.extend(new);
+            for (name, k) in new {
+                subs.keys.add(k);
+                subs.names.insert(name, k);
+            }
             json!({"result": null, "id": id}).to_string()
         }
         Some("UNSUBSCRIBE") => {
@@ -306,12 +378,14 @@ fn control(sh: &Shared, subs: &mut BTreeSet<String>, combined: &mut bool, text: 
                 return err(2, "Invalid request: params must be stream names");
             };
             for s in list {
-                subs.remove(&s);
+                if let Some(k) = subs.names.remove(&s) {
+                    subs.keys.remove(k);
+                }
             }
             json!({"result": null, "id": id}).to_string()
         }
         Some("LIST_SUBSCRIPTIONS") => {
-            json!({"result": subs.iter().collect::<Vec<_>>(), "id": id}).to_string()
+            json!({"result": subs.names.keys().collect::<Vec<_>>(), "id": id}).to_string()
         }
         Some("SET_PROPERTY") => match (params.first().and_then(Value::as_str), params.get(1)) {
             (Some("combined"), Some(Value::Bool(b))) => {

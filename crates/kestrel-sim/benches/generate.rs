@@ -1,0 +1,88 @@
+//! In-process cost of generating the stress benchmark's market data (`bench/stress.toml`:
+//! 300 symbols, half depth diffs, half trades), one thread, no sockets: every symbol does one
+//! depth step and one background trade per round, and the frames of the streams the bot
+//! subscribes to (`@depth@100ms`, `@trade`) are drained as a combined-stream client would
+//! receive them. Throughput is in delivered frames. Run:
+//! `cargo bench -p kestrel-sim --bench generate`.
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
+use std::time::Duration;
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use kestrel_sim::{OfflineMarket, SimConfig};
+
+/// The simulator config `kestrel bench run` builds for the stress scenario (same symbol
+/// parameters as `crates/kestrel/src/bench/run.rs::sim_config`).
+fn stress_config(symbols: u32) -> SimConfig {
+    let mut cfg = SimConfig::default_market();
+    let template = cfg.symbols[0].clone();
+    cfg.symbols = (0..symbols)
+        .map(|i| {
+            let mut c = template.clone();
+            c.symbol = format!("S{i:03}USDT");
+            c.base = format!("S{i:03}");
+            c.tick_size = "0.001".into();
+            c.min_price = "0.001".into();
+            c.step_size = "0.001".into();
+            c.min_qty = "0.001".into();
+            c.initial_mid = "100.00".into();
+            c.max_move_ticks = 3;
+            c.half_spread_ticks = 1;
+            c.levels = 10;
+            c.level_qty = "50".into();
+            c.trade_probability_pct = 0;
+            c.trade_qty = "0.5".into();
+            c
+        })
+        .collect();
+    cfg
+}
+
+fn market() -> OfflineMarket {
+    let mut m = OfflineMarket::new(&stress_config(300), 1 << 14).unwrap();
+    for i in 0..m.symbols() {
+        let p = m.stream_prefix(i).to_string();
+        assert!(m.subscribe(&format!("{p}@depth@100ms")) && m.subscribe(&format!("{p}@trade")));
+    }
+    m
+}
+
+/// One round: every symbol one depth step and one trade; returns (frames, bytes) delivered.
+fn round(m: &mut OfflineMarket, now: u64) -> (usize, usize) {
+    let mut bytes = 0;
+    let mut frames = 0;
+    for s in 0..m.symbols() {
+        m.trade(s, now);
+        m.depth_step(s, now);
+        if s % 32 == 31 {
+            frames += m.drain(|f| bytes += black_box(f).len());
+        }
+    }
+    frames += m.drain(|f| bytes += black_box(f).len());
+    (frames, bytes)
+}
+
+fn bench(c: &mut Criterion) {
+    let mut m = market();
+    // Warm up the books, and learn how many frames a round delivers.
+    let mut now = 1_750_000_000_000u64;
+    for _ in 0..50 {
+        round(&mut m, now);
+        now += 1;
+    }
+    let (frames, bytes) = round(&mut m, now);
+    println!("one round: {frames} frames, {bytes} bytes (300 symbols)");
+    let mut g = c.benchmark_group("stress_mix");
+    g.sample_size(20).measurement_time(Duration::from_secs(6));
+    g.throughput(Throughput::Elements(frames as u64));
+    g.bench_function("300_symbols_depth_and_trade", |b| {
+        b.iter(|| {
+            now += 1;
+            round(&mut m, now)
+        });
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
