@@ -62,6 +62,9 @@ pub const ACTION_CHANNEL: usize = 256;
 pub const TIMER_PERIOD: Duration = Duration::from_millis(100);
 /// How often snapshots are published while events flow.
 pub const PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
+/// Shortest time between two snapshots published for order events, commands and balances
+/// (see [`EngineThreadConfig::min_publish_gap`]).
+pub const MIN_PUBLISH_GAP: Duration = Duration::from_millis(20);
 /// How long shutdown waits for the gateway to drain (cancel-all on exit included).
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
 /// Reconciliation rounds at start-up before giving up on orders whose outcome stays unknown.
@@ -351,7 +354,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let (events_tx, events_rx) = mpsc::channel::<Event>(EVENT_CHANNEL);
     let (actions_tx, actions_rx) = mpsc::channel::<Action>(ACTION_CHANNEL);
     let (snap_tx, snap_rx) = watch::channel(engine.snapshot());
-    let engine_handle = engine_thread::spawn(
+    let engine_thread = engine_thread::spawn(
         engine,
         EngineThreadIo {
             events: events_rx,
@@ -362,13 +365,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         EngineThreadConfig {
             budget: config.task_budgets.engine,
             publish_interval: PUBLISH_INTERVAL,
+            min_publish_gap: MIN_PUBLISH_GAP,
         },
         &metrics,
         faults.clone(),
         clock.clone(),
     )
     .context("starting the engine thread")?;
-    let exec_task = tokio::spawn(exec::run(
+    let exec_task = tokio::spawn(exec::run_with(
         ExecDeps {
             gateway: gateway.clone(),
             journal: journal.clone(),
@@ -379,6 +383,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             prefix: config.execution.client_id_prefix,
             budget: config.task_budgets.exec,
         },
+        exec::ExecOptions::with_max_in_flight(config.execution.max_in_flight),
         actions_rx,
     ));
     // Cancels decided at reconciliation (ours, unknown to the journal) go through the gateway.
@@ -425,18 +430,26 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     md_cfg.max_connection_age = config.market_data.max_connection_age;
     md_cfg.fallback.fallback_after = config.market_data.fallback_after;
     md_cfg.fallback.recover_grace = config.market_data.fallback_recover;
-    let md = market_data::spawn(
-        md_cfg,
-        MarketDataDeps {
-            snapshots: Arc::new(rest.clone()),
-            time_offset: rest.time_offset(),
-            clock: clock.clone(),
-            observer: observer.clone(),
-        },
-        events_tx.clone(),
-        cancel.clone(),
-    )
-    .context("starting market data")?;
+    // The connection tasks run on the engine thread's runtime (tick → decision without a
+    // cross-thread hand-off); their REST snapshot requests run on this runtime.
+    let md = {
+        let _on_engine_thread = engine_thread.runtime.enter();
+        market_data::spawn(
+            md_cfg,
+            MarketDataDeps {
+                snapshots: Arc::new(SnapshotsOnRuntime {
+                    rest: rest.clone(),
+                    runtime: tokio::runtime::Handle::current(),
+                }),
+                time_offset: rest.time_offset(),
+                clock: clock.clone(),
+                observer: observer.clone(),
+            },
+            events_tx.clone(),
+            cancel.clone(),
+        )
+        .context("starting market data")?
+    };
     let md = Arc::new(md);
     tasks.spawn(housekeeping(observer.clone(), rest.clone(), metrics.clone(), cancel.clone()));
 
@@ -477,7 +490,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         admin_addr,
         cancel,
         engine_stop,
-        engine: Some(engine_handle),
+        engine: Some(engine_thread.join),
         exec: Some(exec_task),
         tasks,
         journal,
@@ -541,6 +554,31 @@ impl Running {
             .context("writing the shutdown position snapshot")?;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Depth snapshots for market-data tasks that live on the engine thread's runtime: the REST
+/// request (connection pool, rate limiter, JSON parse of up to 5,000 levels) runs on the main
+/// runtime, so the engine thread only applies the parsed result. Dropping the future (a newer
+/// resync superseded it) aborts the request.
+struct SnapshotsOnRuntime {
+    /// The shared, rate-limited REST client.
+    rest: RestClient,
+    /// The main (multi-thread) runtime the request runs on.
+    runtime: tokio::runtime::Handle,
+}
+
+impl market_data::SnapshotSource for SnapshotsOnRuntime {
+    fn depth_snapshot(&self, symbol: Symbol, limit: u16) -> market_data::SnapshotFuture {
+        let task = tokio_util::task::AbortOnDropHandle::new(
+            self.runtime.spawn(self.rest.depth_snapshot(symbol, limit)),
+        );
+        Box::pin(async move {
+            match task.await {
+                Ok(r) => r,
+                Err(e) => Err(market_data::SnapshotError { symbol, source: Box::new(e) }),
+            }
+        })
     }
 }
 
