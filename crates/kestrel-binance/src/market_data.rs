@@ -56,7 +56,9 @@
 //! end the task (S14). Latency (`binance_ws_latency_seconds`) = local receive time moved onto the
 //! exchange clock with [`TimeOffset`] − event time `E`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
@@ -542,7 +544,8 @@ struct GroupTask {
     status: Arc<Vec<StatusCell>>,
     url: Url,
     order: Vec<Symbol>,
-    books: HashMap<Symbol, SymbolState>,
+    /// Per-symbol state, looked up on every frame (Fx hash: the keys are our own symbols).
+    books: FxHashMap<Symbol, SymbolState>,
     decoder: MarketDecoder,
     active: Option<Conn>,
     next: Option<Conn>,

@@ -18,8 +18,9 @@
 //! Per-symbol state lives in a `Vec` indexed by a symbol index from a map built at start-up;
 //! the intent buffer is reused, so a book event allocates nothing.
 
-use std::collections::HashMap;
 use std::time::Duration;
+
+use rustc_hash::FxHashMap;
 
 use kestrel_model::{
     Action, Balance, BookTop, Command, Event, InstrumentSpec, Notional, OrderRequest, Price, Qty,
@@ -106,7 +107,7 @@ pub struct Engine {
     /// Per-symbol state, in configuration order.
     symbols: Vec<SymbolState>,
     /// Symbol → index into `symbols`, built once.
-    index: HashMap<Symbol, usize>,
+    index: FxHashMap<Symbol, usize>,
     /// Orders of every symbol.
     oms: Oms,
     /// Client order ids.
@@ -147,7 +148,8 @@ impl Engine {
     ) -> Result<Engine, ConfigError> {
         config.validate(instruments)?;
         let mut symbols = Vec::with_capacity(config.symbols.len());
-        let mut index = HashMap::with_capacity(config.symbols.len());
+        let mut index = FxHashMap::default();
+        index.reserve(config.symbols.len());
         for (i, sc) in config.symbols.iter().enumerate() {
             let spec = instruments
                 .iter()

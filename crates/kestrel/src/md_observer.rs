@@ -7,7 +7,9 @@
 //! message costs one hash lookup, one histogram observe and two atomic stores; no lock, no
 //! allocation.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use rustc_hash::FxHashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -65,7 +67,7 @@ pub struct MetricsObserver {
     /// Wall clock (msg lag, md task latency).
     clock: Arc<dyn Clock>,
     /// `binance_ws_latency_seconds{symbol,stream}` for every configured pair.
-    ws_latency: HashMap<(Symbol, StreamKind), Histogram>,
+    ws_latency: FxHashMap<(Symbol, StreamKind), Histogram>,
     /// The same latencies into the exact (HDR) series behind `GET /latency`.
     ws_latency_exact: LatencyRecorder,
     /// Depth, trade, bookTicker slots (indexed by `StreamKind as usize`).
@@ -97,7 +99,7 @@ impl MetricsObserver {
         symbols: &[Symbol],
     ) -> Self {
         let kinds = [StreamKind::Depth, StreamKind::Trade, StreamKind::BookTicker];
-        let mut ws_latency = HashMap::new();
+        let mut ws_latency = FxHashMap::default();
         for &s in symbols {
             for k in kinds {
                 ws_latency.insert((s, k), metrics.ws_latency(s, k));
