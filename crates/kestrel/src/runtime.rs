@@ -414,7 +414,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         },
         cancel.clone(),
     ));
-    tasks.spawn(timer(events_tx.clone(), clock.clone(), cancel.clone()));
+    // On the engine thread's runtime like market data: a timer event's latency is then the
+    // engine's own, not a cross-thread wake-up's.
+    tasks.spawn_on(timer(events_tx.clone(), clock.clone(), cancel.clone()), &engine_thread.runtime);
 
     // Market data last.
     let observer =
