@@ -62,6 +62,16 @@ fn round(m: &mut OfflineMarket, now: u64) -> (usize, usize) {
     (frames, bytes)
 }
 
+/// This process's CPU time (user + system) from `/proc/self/stat`, if readable (Linux).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
 fn bench(c: &mut Criterion) {
     let mut m = market();
     // Warm up the books, and learn how many frames a round delivers.
@@ -72,6 +82,21 @@ fn bench(c: &mut Criterion) {
     }
     let (frames, bytes) = round(&mut m, now);
     println!("one round: {frames} frames, {bytes} bytes (300 symbols)");
+    // Frames per CPU second: unlike wall time, not inflated when other processes share the
+    // cores (the figure to compare on a busy machine).
+    if let Some(cpu0) = cpu_seconds() {
+        let (mut n, start) = (0usize, std::time::Instant::now());
+        while start.elapsed() < Duration::from_secs(4) {
+            now += 1;
+            n += round(&mut m, now).0;
+        }
+        let cpu = cpu_seconds().unwrap_or(cpu0) - cpu0;
+        let wall = start.elapsed().as_secs_f64();
+        println!(
+            "cpu-time: {n} frames in {cpu:.2} s CPU ({wall:.2} s wall): {:.0} frames per CPU second",
+            n as f64 / cpu.max(0.01)
+        );
+    }
     let mut g = c.benchmark_group("stress_mix");
     g.sample_size(20).measurement_time(Duration::from_secs(6));
     g.throughput(Throughput::Elements(frames as u64));

@@ -202,23 +202,92 @@ pub(crate) struct SymbolState {
     pub recent_trades: VecDeque<PublicTrade>,
     pub last_price: Option<Price>,
     last_top: Top,
-    /// The background maker's resting orders `(id, side, price)`, kept here compactly so a
-    /// requote decides what to keep without touching (cache-cold) orders; an order that fills
-    /// completely is taken out by [`Exchange::trade`].
-    maker: Vec<(u64, Side, Price)>,
+    /// The background maker's liquidity, outside the order book (see [`Ladder`]).
+    ladder: Ladder,
 }
 
-/// Background levels per side whose quantity a depth step re-draws (cancel and replace), on
-/// top of the levels the mid's move shifts in and out: every step changes the book.
-const REFRESH_PER_SIDE: usize = 1;
+/// Order id standing for the background maker's [`Ladder`] in matching (real order ids start
+/// at 1).
+const LADDER_ID: u64 = 0;
+
+/// The background maker's resting liquidity on one symbol, kept out of the order book: a few
+/// `(price, qty)` levels a side in two short arrays, best first, so a depth step moves it with
+/// a handful of array operations instead of cancelling and placing orders (the simulator's
+/// market-data cost is dominated by this step). It behaves as resting liquidity of the
+/// internal maker account: published depth is user orders + ladder per price; takers match it
+/// at its prices, *after* user orders at the same price (as if the maker re-posted every step);
+/// its fills move the maker's balances like any fill (zero-sum), without locks.
+#[derive(Debug, Default)]
+struct Ladder {
+    /// Bid levels, highest price first; every qty > 0.
+    bids: Vec<(Price, Qty)>,
+    /// Ask levels, lowest price first; every qty > 0.
+    asks: Vec<(Price, Qty)>,
+}
+
+impl Ladder {
+    fn side(&self, side: Side) -> &Vec<(Price, Qty)> {
+        match side {
+            Side::Buy => &self.bids,
+            Side::Sell => &self.asks,
+        }
+    }
+
+    fn side_mut(&mut self, side: Side) -> &mut Vec<(Price, Qty)> {
+        match side {
+            Side::Buy => &mut self.bids,
+            Side::Sell => &mut self.asks,
+        }
+    }
+
+    /// The ladder's quantity at `price` on `side` (zero if none).
+    fn qty_at(&self, side: Side, price: Price) -> Qty {
+        self.side(side).iter().find(|(p, _)| *p == price).map_or(Qty::ZERO, |(_, q)| *q)
+    }
+
+    /// The best level of `side`.
+    fn best(&self, side: Side) -> Option<(Price, Qty)> {
+        self.side(side).first().copied()
+    }
+}
 
 impl SymbolState {
-    /// Best bid and ask `(price, total qty)`.
+    /// Best bid and ask `(price, total qty)` (user orders and the background ladder).
     pub fn top(&self) -> Top {
-        (
-            self.bids.iter().next_back().map(|(p, l)| (*p, l.total)),
-            self.asks.iter().next().map(|(p, l)| (*p, l.total)),
-        )
+        (self.best(Side::Buy), self.best(Side::Sell))
+    }
+
+    /// Published quantity at `price` on `side`: user orders + the background ladder.
+    fn total_at(&self, side: Side, price: Price) -> Qty {
+        let user = match side {
+            Side::Buy => self.bids.get(&price),
+            Side::Sell => self.asks.get(&price),
+        };
+        user.map_or(Qty::ZERO, |l| l.total).saturating_add(self.ladder.qty_at(side, price))
+    }
+
+    /// Best price of `side` (bids: highest) over user orders and the ladder, with its total.
+    fn best(&self, side: Side) -> Option<(Price, Qty)> {
+        let user = match side {
+            Side::Buy => self.bids.keys().next_back(),
+            Side::Sell => self.asks.keys().next(),
+        }
+        .copied();
+        let ladder = self.ladder.best(side).map(|(p, _)| p);
+        let p = match (user, ladder) {
+            (Some(u), Some(l)) => Exchange::first_for_taker(side.opposite(), u, l),
+            (u, l) => u.or(l)?,
+        };
+        Some((p, self.total_at(side, p)))
+    }
+
+    /// The levels a taker on `side` walks, best first (no allocation).
+    fn levels_for_taker(&self, side: Side) -> impl Iterator<Item = (&Price, &Level)> {
+        let (asks, bids) = match side {
+            Side::Buy => (Some(self.asks.iter()), None),
+            Side::Sell => (None, Some(self.bids.iter().rev())),
+        };
+        asks.into_iter().flatten().chain(bids.into_iter().flatten())
     }
 
     fn tick(&self) -> Price {
@@ -248,12 +317,23 @@ pub(crate) struct Bal {
 pub(crate) struct Account {
     pub name: String,
     pub internal: bool,
-    pub balances: BTreeMap<Asset, Bal>,
+    /// Balance per asset (hashed: the internal accounts hold every asset of every symbol and
+    /// each trade touches several; [`Account::sorted_balances`] for ordered output).
+    pub balances: HashMap<Asset, Bal>,
     pub maker_bps: u32,
     pub taker_bps: u32,
     pub update_ms: u64,
     /// This account's fills, newest last (myTrades).
     pub trades: Vec<(usize, FillRec)>,
+}
+
+impl Account {
+    /// Balances in asset order (the order responses list them in).
+    pub fn sorted_balances(&self) -> Vec<(&Asset, &Bal)> {
+        let mut v: Vec<_> = self.balances.iter().collect();
+        v.sort_by_key(|(a, _)| **a);
+        v
+    }
 }
 
 /// A parsed new-order request.
@@ -310,8 +390,8 @@ pub(crate) struct Exchange {
     touched: Vec<(usize, usize)>,
     /// Scratch for deduplicating a depth window (kept to reuse its allocation).
     depth_scratch: Vec<(bool, i64, usize)>,
-    /// Scratch for the requote: which background slots already hold a maker order.
-    slots: Vec<bool>,
+    /// Scratch for the requote: the new ladder side being built.
+    ladder_scratch: Vec<(Price, Qty)>,
 }
 
 fn one_e8_floor(n: Notional) -> Notional {
@@ -354,7 +434,7 @@ impl Exchange {
                 recent_trades: VecDeque::new(),
                 last_price: None,
                 last_top: (None, None),
-                maker: Vec::new(),
+                ladder: Ladder::default(),
             });
         }
         // Internal accounts hold "infinite" funds: 1e12 of every traded asset.
@@ -390,7 +470,7 @@ impl Exchange {
             for (k, m) in &a.keys {
                 keys.insert(k.clone(), (idx, m.clone()));
             }
-            let mut balances: BTreeMap<Asset, Bal> =
+            let mut balances: HashMap<Asset, Bal> =
                 all_assets.iter().map(|a| (*a, Bal::default())).collect();
             for (asset, amount) in &a.balances {
                 balances.entry(*asset).or_default().free = *amount;
@@ -423,7 +503,7 @@ impl Exchange {
             counters: ExCounters::default(),
             touched: Vec::new(),
             depth_scratch: Vec::new(),
-            slots: Vec::new(),
+            ladder_scratch: Vec::new(),
         };
         for s in 0..ex.symbols.len() {
             ex.requote(s, 0);
@@ -471,10 +551,7 @@ impl Exchange {
 
     fn level_changed(&mut self, sym: usize, side: Side, price: Price) {
         let s = &mut self.symbols[sym];
-        let total = match side {
-            Side::Buy => s.bids.get(&price).map_or(Qty::ZERO, |l| l.total),
-            Side::Sell => s.asks.get(&price).map_or(Qty::ZERO, |l| l.total),
-        };
+        let total = s.total_at(side, price);
         s.update_id += 1;
         let id = s.update_id;
         let log = &mut s.depth;
@@ -757,8 +834,10 @@ impl Exchange {
     fn remove_from_book(&mut self, id: u64) {
         let Some(o) = self.orders.get(&id) else { return };
         let (sym, side, price, rem, acct) = (o.sym, o.side, o.price, o.remaining(), o.acct);
-        if let Some(set) = self.resting.get_mut(&(acct, sym)) {
-            set.remove(&id);
+        if acct != MAKER {
+            if let Some(set) = self.resting.get_mut(&(acct, sym)) {
+                set.remove(&id);
+            }
         }
         let book = self.book_side(sym, side);
         if let Some(lvl) = book.get_mut(&price) {
@@ -774,13 +853,31 @@ impl Exchange {
     }
 
     /// The best opposite level for a taker on `side`: `(price, first order id)`.
+    ///
+    /// The background ladder is [`LADDER_ID`]; at one price user orders come first.
     fn best_opposite(&self, sym: usize, side: Side) -> Option<(Price, u64)> {
         let s = &self.symbols[sym];
         let lvl = match side {
             Side::Buy => s.asks.iter().next(),
             Side::Sell => s.bids.iter().next_back(),
         };
-        lvl.and_then(|(p, l)| l.orders.first().map(|id| (*p, *id)))
+        let user = lvl.and_then(|(p, l)| l.orders.first().map(|id| (*p, *id)));
+        let ladder = s.ladder.best(side.opposite()).map(|(p, _)| (p, LADDER_ID));
+        match (user, ladder) {
+            (Some(u), Some(l)) => {
+                Some(if Self::first_for_taker(side, u.0, l.0) == u.0 { u } else { l })
+            }
+            (u, l) => u.or(l),
+        }
+    }
+
+    /// Of two prices on the side a taker on `side` walks, the one it reaches first (a buyer:
+    /// the lower ask).
+    fn first_for_taker(side: Side, a: Price, b: Price) -> Price {
+        match side {
+            Side::Buy => a.min(b),
+            Side::Sell => a.max(b),
+        }
     }
 
     fn crosses(side: Side, limit: Price, level: Price) -> bool {
@@ -803,27 +900,39 @@ impl Exchange {
     ) -> (Qty, Notional) {
         let s = &self.symbols[sym];
         let step = s.step();
-        let levels: Box<dyn Iterator<Item = (&Price, &Level)>> = match side {
-            Side::Buy => Box::new(s.asks.iter()),
-            Side::Sell => Box::new(s.bids.iter().rev()),
-        };
+        // User levels and ladder levels merged, best first for this taker.
+        let mut users = s.levels_for_taker(side).peekable();
+        let mut ladder = s.ladder.side(side.opposite()).iter().peekable();
         let mut qty = Qty::ZERO;
         let mut quote = Notional::ZERO;
-        for (p, lvl) in levels {
+        loop {
+            let (up, lp) = (users.peek().map(|(p, _)| **p), ladder.peek().map(|(p, _)| *p));
+            let p = match (up, lp) {
+                (None, None) => break,
+                (Some(u), Some(l)) => Self::first_for_taker(side, u, l),
+                (u, l) => u.or(l).unwrap_or(Price::ZERO),
+            };
+            let lvl = if up == Some(p) { users.next().map(|(_, l)| l) } else { None };
+            let background = if lp == Some(p) { ladder.next().map(|(_, q)| *q) } else { None };
+            let p = &p;
             if let Some(l) = limit {
                 if !Self::crosses(side, l, *p) {
                     break;
                 }
             }
-            let avail = match skip_acct {
-                None => lvl.total,
-                Some(a) => lvl
+            let user_avail = match (lvl, skip_acct) {
+                (None, _) => Qty::ZERO,
+                (Some(lvl), None) => lvl.total,
+                (Some(lvl), Some(a)) => lvl
                     .orders
                     .iter()
                     .filter_map(|id| self.orders.get(id))
                     .filter(|o| o.acct != a)
                     .fold(Qty::ZERO, |acc, o| acc.saturating_add(o.remaining())),
             };
+            let background =
+                if skip_acct == Some(MAKER) { Qty::ZERO } else { background.unwrap_or(Qty::ZERO) };
+            let avail = user_avail.saturating_add(background);
             let mut take = avail;
             if let Some(m) = max_qty {
                 take = take.min(m.saturating_sub(qty));
@@ -934,13 +1043,17 @@ impl Exchange {
         now: u64,
     ) -> Result<(u64, Vec<FillRec>), ApiError> {
         let internal = self.accounts[acct].internal;
+        // Internal orders are never looked up by client id nor reported: no id to make.
         let cid = match &o.client_id {
             Some(c) => c.clone(),
+            None if internal => String::new(),
             None => self.gen_client_id(),
         };
-        if let Some(old) = self.client_ids.get(&(acct, sym, cid.clone())) {
-            if self.orders.get(old).is_some_and(|x| x.status.is_open()) {
-                return Err(ApiError::bad(-2010, "Duplicate order sent."));
+        if !internal {
+            if let Some(old) = self.client_ids.get(&(acct, sym, cid.clone())) {
+                if self.orders.get(old).is_some_and(|x| x.status.is_open()) {
+                    return Err(ApiError::bad(-2010, "Duplicate order sent."));
+                }
             }
         }
         let lock = self.pre_checks(acct, sym, &o, internal)?;
@@ -1066,8 +1179,13 @@ impl Exchange {
                     break;
                 }
             }
-            let Some(maker) = self.orders.get(&maker_id) else { break };
-            if maker.acct == acct && stp != StpMode::None {
+            let (maker_acct, maker_rem) = if maker_id == LADDER_ID {
+                (MAKER, self.symbols[sym].ladder.qty_at(side.opposite(), price))
+            } else {
+                let Some(maker) = self.orders.get(&maker_id) else { break };
+                (maker.acct, maker.remaining())
+            };
+            if maker_acct == acct && stp != StpMode::None {
                 match stp {
                     StpMode::ExpireTaker => {
                         stp_taker = true;
@@ -1082,7 +1200,6 @@ impl Exchange {
                 }
                 continue;
             }
-            let maker_rem = maker.remaining();
             let q = if quote_mode {
                 maker_rem.min(
                     rem_quote.div_price_floor(price).unwrap_or(Qty::ZERO).round_down_to_step(step),
@@ -1187,6 +1304,31 @@ impl Exchange {
         };
         self.counters.trades += 1;
         let fill_of = |ex: &mut Self, oid: u64, is_maker: bool| -> FillRec {
+            if oid == LADDER_ID {
+                // The background maker: internal, fee-free, nothing locked; the trade moves
+                // its free balances.
+                let is_buyer = t_side == Side::Sell;
+                let (pay, pay_amt, get, get_amt) = if is_buyer {
+                    (spec.quote, quote, spec.base, q.to_notional())
+                } else {
+                    (spec.base, q.to_notional(), spec.quote, quote)
+                };
+                let b = ex.bal(MAKER, pay);
+                b.free = b.free.saturating_sub(pay_amt);
+                let b = ex.bal(MAKER, get);
+                b.free = b.free.saturating_add(get_amt);
+                return FillRec {
+                    trade_id,
+                    order_id: oid,
+                    price,
+                    qty: q,
+                    commission: Notional::ZERO,
+                    commission_asset: if is_buyer { spec.base } else { spec.quote },
+                    time_ms: now,
+                    is_buyer,
+                    is_maker,
+                };
+            }
             let Some(o) = ex.orders.get(&oid).cloned() else {
                 return FillRec {
                     trade_id,
@@ -1275,14 +1417,24 @@ impl Exchange {
                     set.remove(&mid);
                 }
             }
-            let book = self.book_side(sym, t_side.opposite());
-            if let Some(lvl) = book.get_mut(&price) {
-                lvl.total = lvl.total.saturating_sub(q);
-                if done {
-                    lvl.orders.retain(|x| *x != mid);
+            if mid == LADDER_ID {
+                let side = self.symbols[sym].ladder.side_mut(t_side.opposite());
+                if let Some(pos) = side.iter().position(|(p, _)| *p == price) {
+                    side[pos].1 = side[pos].1.saturating_sub(q);
+                    if !side[pos].1.is_positive() {
+                        side.remove(pos);
+                    }
                 }
-                if lvl.orders.is_empty() {
-                    book.remove(&price);
+            } else {
+                let book = self.book_side(sym, t_side.opposite());
+                if let Some(lvl) = book.get_mut(&price) {
+                    lvl.total = lvl.total.saturating_sub(q);
+                    if done {
+                        lvl.orders.retain(|x| *x != mid);
+                    }
+                    if lvl.orders.is_empty() {
+                        book.remove(&price);
+                    }
                 }
             }
             self.level_changed(sym, t_side.opposite(), price);
@@ -1315,12 +1467,6 @@ impl Exchange {
                 self.unlock_rest(mid);
                 if self.accounts[m_acct].internal {
                     self.orders.remove(&mid);
-                }
-                if m_acct == MAKER {
-                    let maker = &mut self.symbols[sym].maker;
-                    if let Some(pos) = maker.iter().position(|(id, _, _)| *id == mid) {
-                        maker.swap_remove(pos);
-                    }
                 }
             }
         }
@@ -1398,24 +1544,36 @@ impl Exchange {
     /// Depth snapshot: `(lastUpdateId, bids, asks)`, best first, `limit` levels per side.
     pub fn depth(&self, sym: usize, limit: usize) -> DepthSnapshot {
         let s = &self.symbols[sym];
+        // User levels and the ladder, merged per price.
+        let merged = |side: Side| -> BTreeMap<Price, Qty> {
+            let user = match side {
+                Side::Buy => &s.bids,
+                Side::Sell => &s.asks,
+            };
+            let mut m: BTreeMap<Price, Qty> = user.iter().map(|(p, l)| (*p, l.total)).collect();
+            for (p, q) in s.ladder.side(side) {
+                let e = m.entry(*p).or_insert(Qty::ZERO);
+                *e = e.saturating_add(*q);
+            }
+            m
+        };
         (
             s.update_id,
-            s.bids.iter().rev().take(limit).map(|(p, l)| (*p, l.total)).collect(),
-            s.asks.iter().take(limit).map(|(p, l)| (*p, l.total)).collect(),
+            merged(Side::Buy).into_iter().rev().take(limit).collect(),
+            merged(Side::Sell).into_iter().take(limit).collect(),
         )
     }
 
     // ----- synthetic market ----------------------------------------------------------------
 
-    /// Moves the background maker's ladder (`levels` slots a side, `level_gap_ticks` apart,
-    /// the best `half_spread_ticks` from the mid) to the current mid. Its orders that are off
-    /// the ladder now (the mid moved away) are cancelled, and so is one random slot's order per
-    /// side (`REFRESH_PER_SIDE`: its quantity is re-drawn); then every empty slot (new, just
-    /// refreshed, or taken by trades) gets an order of 50 %–150 % of `level_qty`, unless it
-    /// would cross the opposite side. A slot the move did not touch keeps its order and queue
-    /// position, so a step changes a few levels (about 4 × |move| + 2), as on a real book,
-    /// instead of cancelling and re-placing the whole ladder.
-    fn requote(&mut self, sym: usize, now: u64) {
+    /// Moves the background maker's [`Ladder`] (`levels` prices a side, `level_gap_ticks`
+    /// apart, the best `half_spread_ticks` from the mid) to the current mid. A price still on
+    /// the ladder keeps its quantity, except one random level per side whose quantity is
+    /// re-drawn (so every step changes the book); new prices and prices emptied by trades get 50 %–150 % of
+    /// `level_qty`; a price that would cross the users' opposite best is left out. Only the
+    /// levels that changed are published, so a step changes a few levels (about
+    /// 4 × |move| + 2), as on a real book.
+    fn requote(&mut self, sym: usize, _now: u64) {
         use rand::Rng;
         let s = &self.symbols[sym];
         let tick = s.tick().mantissa();
@@ -1428,104 +1586,62 @@ impl Exchange {
             s.step(),
         );
         let n = levels as usize;
-        // Ladder slot of a maker order: bids 0..n (best first), asks n..2n.
-        let slot_of = |side: Side, price: Price| -> Option<usize> {
-            if tick <= 0 || gap <= 0 || price.mantissa() % tick != 0 {
-                return None;
-            }
-            let t = price.mantissa() / tick;
-            let dist = match side {
-                Side::Buy => mid - half - t,
-                Side::Sell => t - (mid + half),
+        let mut fresh = std::mem::take(&mut self.ladder_scratch);
+        for side in [Side::Buy, Side::Sell] {
+            let refresh = if n > 0 { self.rng.gen_range(0..n) } else { usize::MAX };
+            // The users' best on the other side: the ladder never crosses it.
+            let s = &self.symbols[sym];
+            let user_opposite = match side {
+                Side::Buy => s.asks.keys().next().copied(),
+                Side::Sell => s.bids.keys().next_back().copied(),
             };
-            if dist < 0 || dist % gap != 0 {
-                return None;
-            }
-            let k = usize::try_from(dist / gap).ok()?;
-            (k < n).then_some(if side == Side::Sell { n + k } else { k })
-        };
-        let mut slots = std::mem::take(&mut self.slots);
-        slots.clear();
-        slots.resize(2 * n, false);
-        let refresh: [usize; 2 * REFRESH_PER_SIDE] = if n > 0 {
-            [self.rng.gen_range(0..n), n + self.rng.gen_range(0..n)]
-        } else {
-            [usize::MAX; 2 * REFRESH_PER_SIDE]
-        };
-        let mut ids = std::mem::take(&mut self.symbols[sym].maker);
-        ids.retain(|&(id, side, price)| match slot_of(side, price) {
-            Some(k) if !slots[k] && !refresh.contains(&k) => {
-                slots[k] = true;
-                true
-            }
-            _ => {
-                self.remove_from_book(id);
-                self.unlock_rest(id);
-                self.orders.remove(&id);
-                false
-            }
-        });
-        self.symbols[sym].maker = ids;
-        for k in 0..i64::from(levels) {
-            for side in [Side::Buy, Side::Sell] {
-                let slot = if side == Side::Sell { n + k as usize } else { k as usize };
-                if slots[slot] {
-                    continue;
-                }
+            fresh.clear();
+            for k in 0..n {
                 let ticks = match side {
-                    Side::Buy => mid - half - k * gap,
-                    Side::Sell => mid + half + k * gap,
+                    Side::Buy => mid - half - k as i64 * gap,
+                    Side::Sell => mid + half + k as i64 * gap,
                 };
                 if ticks <= 0 {
                     continue;
                 }
                 let price = Price::from_mantissa(ticks * tick);
-                if let Some((best, _)) = self.best_opposite(sym, side) {
-                    if Self::crosses(side, price, best) {
-                        continue;
-                    }
-                }
-                let pct: i64 = self.rng.gen_range(50..=150);
-                let qty =
-                    Qty::from_mantissa(base_qty.mantissa() / 100 * pct).round_down_to_step(step);
-                let qty = if qty.is_positive() { qty } else { step };
-                let lock =
-                    if side == Side::Buy { Notional::of(price, qty) } else { qty.to_notional() };
-                let spec = &self.symbols[sym].cfg.spec;
-                let asset = if side == Side::Buy { spec.quote } else { spec.base };
-                if self.lock(MAKER, asset, lock).is_err() {
+                if user_opposite.is_some_and(|best| Self::crosses(side, price, best)) {
                     continue;
                 }
-                let id = self.next_order_id;
-                self.next_order_id += 1;
-                self.orders.insert(
-                    id,
-                    Order {
-                        id,
-                        sym,
-                        acct: MAKER,
-                        client_id: String::new(),
-                        side,
-                        kind: OrderType::Limit,
-                        tif: TimeInForce::Gtc,
-                        price,
-                        orig_qty: qty,
-                        quote_qty: Notional::ZERO,
-                        executed: Qty::ZERO,
-                        cum_quote: Notional::ZERO,
-                        status: Status::New,
-                        created_ms: now,
-                        updated_ms: now,
-                        working_ms: now,
-                        stp: StpMode::None,
-                        locked: lock,
-                    },
-                );
-                self.add_to_book(id);
-                self.symbols[sym].maker.push((id, side, price));
+                let old = self.symbols[sym].ladder.qty_at(side, price);
+                let qty = if old.is_positive() && k != refresh {
+                    old
+                } else {
+                    let pct: i64 = self.rng.gen_range(50..=150);
+                    let q = Qty::from_mantissa(base_qty.mantissa() / 100 * pct)
+                        .round_down_to_step(step);
+                    if q.is_positive() {
+                        q
+                    } else {
+                        step
+                    }
+                };
+                fresh.push((price, qty));
             }
+            // Swap the new side in, then publish what changed: dropped prices and new or
+            // resized ones.
+            let old = std::mem::replace(self.symbols[sym].ladder.side_mut(side), fresh);
+            for (p, q) in &old {
+                let now_q = self.symbols[sym].ladder.qty_at(side, *p);
+                if now_q != *q {
+                    self.level_changed(sym, side, *p);
+                }
+            }
+            let count = self.symbols[sym].ladder.side(side).len();
+            for i in 0..count {
+                let (p, q) = self.symbols[sym].ladder.side(side)[i];
+                if old.iter().find(|(op, _)| *op == p).is_none_or(|(_, oq)| *oq != q) {
+                    self.level_changed(sym, side, p);
+                }
+            }
+            fresh = old;
         }
-        self.slots = slots;
+        self.ladder_scratch = fresh;
     }
 
     /// One step of the synthetic market on `sym`: random-walk the mid, let the background taker
@@ -1555,10 +1671,7 @@ impl Exchange {
         for (side, limit) in [(Side::Sell, best_ask), (Side::Buy, best_bid)] {
             let crossing: Qty = {
                 let s = &self.symbols[sym];
-                let levels: Box<dyn Iterator<Item = (&Price, &Level)>> = match side {
-                    Side::Sell => Box::new(s.bids.iter().rev()),
-                    Side::Buy => Box::new(s.asks.iter()),
-                };
+                let levels = s.levels_for_taker(side);
                 let mut sum = Qty::ZERO;
                 for (p, lvl) in levels {
                     if !Self::crosses(side, limit, *p) {
@@ -1655,17 +1768,18 @@ impl Exchange {
         self.publish_book_ticker(sym);
     }
 
+    /// Withdraws the whole background ladder of `sym` (each level published as removed).
     fn requote_clear(&mut self, sym: usize) {
-        let mut maker = std::mem::take(&mut self.symbols[sym].maker);
-        for (id, _, _) in maker.drain(..) {
-            // Filled maker orders were already removed from `orders` by `trade`.
-            if self.orders.get(&id).is_some_and(|o| o.status.is_open()) {
-                self.remove_from_book(id);
-                self.unlock_rest(id);
+        for side in [Side::Buy, Side::Sell] {
+            let old = std::mem::take(self.symbols[sym].ladder.side_mut(side));
+            for (p, _) in &old {
+                self.level_changed(sym, side, *p);
             }
-            self.orders.remove(&id);
+            // Keep the allocation.
+            let mut old = old;
+            old.clear();
+            *self.symbols[sym].ladder.side_mut(side) = old;
         }
-        self.symbols[sym].maker = maker;
     }
 
     /// Publishes pending diffs, then skips `n` update ids: the next diff's `U` jumps (gap fault).

@@ -333,7 +333,7 @@ pub(crate) fn account_json(ex: &Exchange, acct: usize) -> serde_json::Value {
         "preventSor": false,
         "updateTime": a.update_ms,
         "accountType": "SPOT",
-        "balances": a.balances.iter().map(|(asset, b)| json!({
+        "balances": a.sorted_balances().into_iter().map(|(asset, b)| json!({
             "asset": asset.as_str(),
             "free": fn8(b.free),
             "locked": fn8(b.locked),
