@@ -256,6 +256,7 @@ struct RawExecution {
     rate_limit_share_pct: Option<u32>,
     client_id_prefix: Option<String>,
     clock_check_secs: Option<u64>,
+    max_in_flight: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -547,6 +548,10 @@ pub struct ExecutionConfig {
     pub client_id_prefix: ClientIdPrefix,
     /// How often the exchange clock offset is re-measured (raises/clears `CLOCK_SKEW`).
     pub clock_check_interval: Duration,
+    /// Order requests the execution gateway keeps outstanding at once (≥ 1); beyond it the
+    /// engine's action sends wait. Higher values absorb bursts of requotes at the cost of
+    /// more orders in flight when the connection fails.
+    pub max_in_flight: usize,
 }
 
 /// Startup reconciliation.
@@ -668,6 +673,9 @@ const DEFAULT_TAKER_SLIPPAGE_BPS: u32 = 5;
 const DEFAULT_PRICE_BAND_BPS: u32 = 50;
 const DEFAULT_QUOTE_ASSET: &str = "USDT";
 const DEFAULT_CLIENT_ID_PREFIX: &str = "kst";
+/// Upper bound of `execution.max_in_flight` (a typo guard: Binance's order-rate limits are far
+/// below what so many concurrent requests would send).
+const MAX_IN_FLIGHT_LIMIT: usize = 1024;
 /// One journal transaction with its fsync (`synchronous=FULL`). Measured on the 2-core CI VM
 /// (`kestrel demo`, 334 transactions): p50 1 ms, p95 10 ms, max 50 ms; one 112 ms spike while
 /// the host ran at load 8. 250 ms is far above a healthy disk's tail, and an order delayed that
@@ -1226,8 +1234,16 @@ fn validate_execution(raw: RawExecution) -> Result<ExecutionConfig, ConfigError>
             "must be greater than zero",
         ));
     }
+    let max_in_flight = raw.max_in_flight.unwrap_or(crate::exec::DEFAULT_MAX_IN_FLIGHT);
+    if max_in_flight == 0 || max_in_flight > MAX_IN_FLIGHT_LIMIT {
+        return Err(ConfigError::invalid(
+            "execution.max_in_flight",
+            format!("must be between 1 and {MAX_IN_FLIGHT_LIMIT}, got {max_in_flight}"),
+        ));
+    }
     Ok(ExecutionConfig {
         clock_check_interval,
+        max_in_flight,
         order_transport: raw.order_transport.unwrap_or(OrderTransport::Rest),
         recv_window: Duration::from_millis(recv),
         request_timeout,
@@ -1365,6 +1381,7 @@ impl fmt::Display for Config {
         line(f, "execution.request_timeout", format_args!("{:?}", e.request_timeout))?;
         line(f, "execution.rate_limit_share_pct", e.rate_limit_share_pct)?;
         line(f, "execution.client_id_prefix", e.client_id_prefix)?;
+        line(f, "execution.max_in_flight", e.max_in_flight)?;
         line(f, "reconcile.unknown_orders", self.reconcile.unknown_orders.as_str())?;
         line(f, "journal.path", self.journal.path.display())?;
         line(f, "admin.listen", self.admin.listen)?;
@@ -1434,6 +1451,7 @@ path = "kestrel.sqlite"
         assert!(c.credentials.is_none());
         assert_eq!(c.execution.order_transport, OrderTransport::Rest);
         assert_eq!(c.execution.client_id_prefix.as_str(), "kst");
+        assert_eq!(c.execution.max_in_flight, crate::exec::DEFAULT_MAX_IN_FLIGHT);
         assert_eq!(c.reconcile.unknown_orders, UnknownOrderPolicy::Cancel);
         assert!(c.shutdown.cancel_all_on_exit);
         assert_eq!(
@@ -1521,6 +1539,8 @@ path = "kestrel.sqlite"
             (edit("max_drawdown = \"25\"", "max_drawdown = \"501\""), "risk.max_drawdown", "larger than risk.funds"),
             // TC16: a bad client id prefix.
             (format!("{MINIMAL}\n[execution]\nclient_id_prefix = \"my-bot\"\n"), "execution.client_id_prefix", "letters and digits"),
+            // TC16b: no request may ever be in flight.
+            (format!("{MINIMAL}\n[execution]\nmax_in_flight = 0\n"), "execution.max_in_flight", "between 1 and 1024"),
             // TC17: negative integer for a u32.
             (edit("half_spread_bps = 10", "half_spread_bps = -1"), "symbols[0].strategy.half_spread_bps", "invalid value"),
             // TC18b: threshold with more than 4 decimals.

@@ -5,6 +5,7 @@ mod cli;
 mod e2e_crash;
 mod e2e_support;
 mod e2e_trading;
+mod exec_pipeline;
 mod journal_crash;
 mod ops_cli;
 mod ops_docs;
