@@ -699,7 +699,15 @@ impl GroupTask {
                     self.fallback.set_forced(on);
                     self.evaluate_fallback();
                 }
-                Ev::Frame(is_next, m) => self.on_frame(is_next, m).await,
+                Ev::Frame(is_next, m) => {
+                    self.on_frame(is_next, m).await;
+                    // One socket read can hold hundreds of frames, and reads alone spend the
+                    // task's cooperative budget only once per read: charge every frame, so the
+                    // task yields after at most a budget's worth (128) and the engine, when it
+                    // shares this thread, drains its inbox before the next batch instead of
+                    // watching it overflow.
+                    tokio::task::coop::consume_budget().await;
+                }
                 Ev::Connected(p, r) => {
                     self.connecting = None;
                     self.on_connected(p, *r);
