@@ -15,8 +15,9 @@
 //! - **Pipelined**: up to `execution.max_in_flight` actions ([`ExecOptions::max_in_flight`])
 //!   run at once, each as its own task (journal write, exchange round trip, journal write), so
 //!   the gateway's capacity is `max_in_flight / (RTT + fsyncs)` instead of `1 / (RTT +
-//!   fsyncs)`. When that many are in flight the gateway stops taking actions (the engine's
-//!   `send` waits: backpressure) but keeps flushing feedback and finishing requests.
+//!   fsyncs)`. When that many are in flight (or that many accepted actions wait behind an
+//!   earlier one, see below) the gateway stops taking actions (the engine's `send` waits:
+//!   backpressure) but keeps flushing feedback and finishing requests.
 //! - **Ordering**: actions on the same client order id run one after the other, in the order
 //!   the engine sent them (a cancel or query for an order whose placement is still in flight
 //!   starts only after the placement's result has been queued for the engine, so the engine
@@ -202,7 +203,9 @@ pub async fn run_with(deps: ExecDeps, options: ExecOptions, mut actions: mpsc::R
     let mut actions_open = true;
     loop {
         gw.start_ready();
-        if !actions_open && gw.tasks.is_empty() && gw.sched.is_empty() && gw.pending.is_empty() {
+        // Nothing runs, so nothing waits either (`start_ready` starts the first waiting action
+        // whenever nothing runs).
+        if !actions_open && gw.tasks.is_empty() && gw.pending.is_empty() {
             break;
         }
         let accepting = actions_open && gw.accepting();
@@ -226,6 +229,13 @@ pub async fn run_with(deps: ExecDeps, options: ExecOptions, mut actions: mpsc::R
                 Some(a) => gw.sched.push(a),
                 None => actions_open = false,
             },
+            // Unreachable: with nothing pending and nothing running the gateway is accepting
+            // (or the loop ended above). Kept so a broken invariant stops the task loudly
+            // instead of panicking in `select!`.
+            else => {
+                tracing::error!("execution gateway has nothing to wait for; stopping");
+                break;
+            }
         }
     }
     tracing::debug!("execution gateway stopped");
@@ -395,6 +405,7 @@ impl Scheduler {
     }
 
     /// Nothing waiting and nothing running.
+    #[cfg(test)]
     fn is_empty(&self) -> bool {
         self.waiting.is_empty() && self.busy_symbols.is_empty()
     }
