@@ -478,7 +478,11 @@ impl SessionTask {
             let conn = tokio::select! {
                 biased;
                 () = self.cancel.cancelled() => break,
-                c = tokio_tungstenite::connect_async(self.url.as_str()) => c,
+                c = tokio_tungstenite::connect_async_with_config(
+                    self.url.as_str(),
+                    Some(crate::market_data::ws_config()),
+                    true,
+                ) => c,
             };
             let (ws, _) = match conn {
                 Ok(c) => c,
