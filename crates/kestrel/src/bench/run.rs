@@ -598,6 +598,7 @@ async fn run_async(opts: &RunOptions) -> Result<BenchReport, RunError> {
                 t_s: (now - t0).as_secs_f64(),
                 rss_bytes: stats.rss_bytes,
                 open_fds: stats.open_fds,
+                anon_rss_bytes: stats.anon_rss_bytes,
             });
             next_sample += opts.sample_every;
         }
@@ -743,6 +744,16 @@ pub fn markdown(r: &BenchReport) -> String {
             last.open_fds,
             max_fds
         );
+        let anon: Vec<u64> = r.samples.iter().filter_map(|x| x.anon_rss_bytes).collect();
+        if let (Some(a0), Some(a1), Some(amax)) = (anon.first(), anon.last(), anon.iter().max()) {
+            let _ = writeln!(
+                s,
+                "Anonymous RSS (heap, stacks; the rest is the executable's code pages) first / last / max: {:.1} / {:.1} / {:.1} MiB.",
+                *a0 as f64 / 1048576.0,
+                *a1 as f64 / 1048576.0,
+                *amax as f64 / 1048576.0,
+            );
+        }
     }
     s
 }
