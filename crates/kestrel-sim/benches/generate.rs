@@ -9,34 +9,11 @@
 use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use kestrel_sim::{OfflineMarket, SimConfig};
+use kestrel_sim::OfflineMarket;
 
-/// The simulator config `kestrel bench run` builds for the stress scenario (same symbol
-/// parameters as `crates/kestrel/src/bench/run.rs::sim_config`).
-fn stress_config(symbols: u32) -> SimConfig {
-    let mut cfg = SimConfig::default_market();
-    let template = cfg.symbols[0].clone();
-    cfg.symbols = (0..symbols)
-        .map(|i| {
-            let mut c = template.clone();
-            c.symbol = format!("S{i:03}USDT");
-            c.base = format!("S{i:03}");
-            c.tick_size = "0.001".into();
-            c.min_price = "0.001".into();
-            c.step_size = "0.001".into();
-            c.min_qty = "0.001".into();
-            c.initial_mid = "100.00".into();
-            c.max_move_ticks = 3;
-            c.half_spread_ticks = 1;
-            c.levels = 10;
-            c.level_qty = "50".into();
-            c.trade_probability_pct = 0;
-            c.trade_qty = "0.5".into();
-            c
-        })
-        .collect();
-    cfg
-}
+#[path = "common/stress_config.rs"]
+mod stress_config;
+use stress_config::stress_config;
 
 fn market() -> OfflineMarket {
     let mut m = OfflineMarket::new(&stress_config(300), 1 << 14).unwrap();
