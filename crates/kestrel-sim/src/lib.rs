@@ -43,6 +43,10 @@
 //! - No stop, iceberg, OCO/OTO, amend, cancelReplace, SBE, RSA keys, klines or tickers beyond
 //!   `ticker/bookTicker`/`ticker/price`/`avgPrice`; `order.place` and `order/test` reject
 //!   other types with -1116. The reference price for filters is the last trade (else the mid).
+//! - The background liquidity is a per-symbol ladder of `levels` prices a side around the mid,
+//!   outside the order book: depth shows users + ladder per price, and at one price user
+//!   orders are matched first. A step keeps the ladder's quantities where the mid's move did
+//!   not shift it, re-draws one level a side, and refills levels emptied by trades.
 //! - Depth diffs are published once per market step (and every `depth_slow_every_steps` for
 //!   `@depth`), so in manual mode an order's book change appears on the next `step_market`.
 //! - The listenKey REST endpoints (`/api/v3/userDataStream`) and `userDataStream.start/ping/stop`
@@ -52,7 +56,9 @@
 //! # Layout
 //! `config` (TOML) → `server` (axum router, [`Sim`], [`SimHandle`]) → `rest`, `ws_streams`,
 //! `ws_api` (protocol edges) → `auth`, `rate_limit`, `faults` → `exchange` (books, matching,
-//! accounts, synthetic market; synchronous, one mutex) → `wire` (serde types).
+//! accounts, synthetic market; synchronous, one mutex) → `publish` (stream keys, subscription
+//! interest, hand-written stream JSON) and `wire` (serde types). [`OfflineMarket`] runs the
+//! exchange and its market without a server (benchmarks, tests).
 
 mod auth;
 mod clock;

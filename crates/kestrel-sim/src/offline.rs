@@ -11,6 +11,9 @@ use crate::error::SimError;
 use crate::exchange::{Exchange, StreamMsg};
 use crate::publish::{Interest, InterestGuard};
 
+/// Depth levels `(price, qty)` as 1e-8 mantissas, best first.
+pub type Levels = Vec<(i64, i64)>;
+
 /// The exchange and its synthetic market, driven by hand; frames of the subscribed streams
 /// are collected by [`OfflineMarket::drain`].
 #[derive(Debug)]
@@ -67,6 +70,16 @@ impl OfflineMarket {
     /// One background market trade on `sym`, as the rate-driven market does it.
     pub fn trade(&mut self, sym: usize, now_ms: u64) {
         self.ex.market_trade(sym, now_ms);
+    }
+
+    /// The REST depth snapshot of `sym`: `(lastUpdateId, bids best first, asks best first)`,
+    /// every level, as `(price, qty)` 1e-8 mantissas.
+    pub fn depth_snapshot(&self, sym: usize) -> (u64, Levels, Levels) {
+        let (id, b, a) = self.ex.depth(sym, usize::MAX);
+        let m = |v: Vec<(kestrel_model::Price, kestrel_model::Qty)>| {
+            v.into_iter().map(|(p, q)| (p.mantissa(), q.mantissa())).collect()
+        };
+        (id, m(b), m(a))
     }
 
     /// Hands every buffered frame of a subscribed stream to `f` as the combined-stream text

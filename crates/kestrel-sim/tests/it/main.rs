@@ -7,6 +7,7 @@ mod errors;
 mod faults;
 mod limits;
 mod matching;
+mod offline;
 mod signing;
 mod vectors;
 mod ws_api;
