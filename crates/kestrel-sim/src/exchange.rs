@@ -412,6 +412,8 @@ pub(crate) struct Exchange {
     depth_scratch: Vec<(bool, i64, usize)>,
     /// Scratch for the requote: the new ladder side being built.
     ladder_scratch: Vec<(Price, Qty)>,
+    /// Scratch for the requote: the prices whose ladder quantity changed.
+    ladder_changed: Vec<Price>,
 }
 
 fn one_e8_floor(n: Notional) -> Notional {
@@ -524,6 +526,7 @@ impl Exchange {
             touched: Vec::new(),
             depth_scratch: Vec::new(),
             ladder_scratch: Vec::new(),
+            ladder_changed: Vec::new(),
         };
         for s in 0..ex.symbols.len() {
             ex.requote(s, 0);
@@ -1607,7 +1610,13 @@ impl Exchange {
         );
         let n = levels as usize;
         let mut fresh = std::mem::take(&mut self.ladder_scratch);
+        let mut changed = std::mem::take(&mut self.ladder_changed);
         for side in [Side::Buy, Side::Sell] {
+            // Both ladders are sorted best first: `ahead(a, b)` = a comes before b.
+            let ahead = |a: Price, b: Price| match side {
+                Side::Buy => a > b,
+                Side::Sell => a < b,
+            };
             let refresh = if n > 0 { self.rng.gen_range(0..n) } else { usize::MAX };
             // The users' best on the other side: the ladder never crosses it.
             let s = &self.symbols[sym];
@@ -1616,6 +1625,7 @@ impl Exchange {
                 Side::Sell => s.bids.keys().next_back().copied(),
             };
             fresh.clear();
+            let mut i = 0; // walks the old ladder alongside the new prices
             for k in 0..n {
                 let ticks = match side {
                     Side::Buy => mid - half - k as i64 * gap,
@@ -1628,7 +1638,14 @@ impl Exchange {
                 if user_opposite.is_some_and(|best| Self::crosses(side, price, best)) {
                     continue;
                 }
-                let old = self.symbols[sym].ladder.qty_at(side, price);
+                let old_side = self.symbols[sym].ladder.side(side);
+                while old_side.get(i).is_some_and(|(p, _)| ahead(*p, price)) {
+                    i += 1;
+                }
+                let old = match old_side.get(i) {
+                    Some((p, q)) if *p == price => *q,
+                    _ => Qty::ZERO,
+                };
                 let qty = if old.is_positive() && k != refresh {
                     old
                 } else {
@@ -1643,25 +1660,45 @@ impl Exchange {
                 };
                 fresh.push((price, qty));
             }
-            // Swap the new side in, then publish what changed: dropped prices and new or
-            // resized ones.
+            // Swap the new side in, then publish what changed (merge of the two sorted
+            // ladders): dropped prices, new prices, and resized ones.
             let old = std::mem::replace(self.symbols[sym].ladder.side_mut(side), fresh);
-            for (p, q) in &old {
-                let now_q = self.symbols[sym].ladder.qty_at(side, *p);
-                if now_q != *q {
-                    self.level_changed(sym, side, *p);
+            changed.clear();
+            {
+                let new = self.symbols[sym].ladder.side(side);
+                let (mut a, mut b) = (old.iter().peekable(), new.iter().peekable());
+                loop {
+                    match (a.peek(), b.peek()) {
+                        (None, None) => break,
+                        (Some((op, oq)), Some((np, nq))) if op == np => {
+                            if oq != nq {
+                                changed.push(*op);
+                            }
+                            a.next();
+                            b.next();
+                        }
+                        (Some((op, _)), Some((np, _))) if ahead(*op, *np) => {
+                            changed.push(*op);
+                            a.next();
+                        }
+                        (Some((op, _)), None) => {
+                            changed.push(*op);
+                            a.next();
+                        }
+                        (_, Some((np, _))) => {
+                            changed.push(*np);
+                            b.next();
+                        }
+                    }
                 }
             }
-            let count = self.symbols[sym].ladder.side(side).len();
-            for i in 0..count {
-                let (p, q) = self.symbols[sym].ladder.side(side)[i];
-                if old.iter().find(|(op, _)| *op == p).is_none_or(|(_, oq)| *oq != q) {
-                    self.level_changed(sym, side, p);
-                }
+            for p in &changed {
+                self.level_changed(sym, side, *p);
             }
             fresh = old;
         }
         self.ladder_scratch = fresh;
+        self.ladder_changed = changed;
     }
 
     /// One step of the synthetic market on `sym`: random-walk the mid, let the background taker
