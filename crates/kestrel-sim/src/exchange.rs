@@ -1745,7 +1745,7 @@ impl Exchange {
                 sum
             };
             if crossing.is_positive() {
-                // Remove the maker's own crossing liquidity first (the requote replaces it).
+                // Withdraw the background ladder first (the requote rebuilds it at the new mid).
                 self.requote_clear(sym);
                 let _ = self.place(
                     TAKER,
