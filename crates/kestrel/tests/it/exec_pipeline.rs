@@ -174,9 +174,10 @@ async fn exec_pipeline_slow_placements_overlap() {
     const N: u64 = 8;
     let mut rig = Rig::start(16, 64, 64).await;
     let base = rig.sim.stats().rest_requests;
-    // Every placement waits 1.5 s in the simulator: one at a time would take 12 s, and the
-    // simulator would have seen 1 request when the first answer arrives.
-    rig.stall(1_500, N as u32);
+    // Every placement waits 2 s in the simulator (far longer than journaling 8 intents, even
+    // on a loaded CI disk): one at a time would take 16 s, and the simulator would have seen 1
+    // request when the first answer arrives.
+    rig.stall(2_000, N as u32);
     for seq in 1..=N {
         rig.send(Action::Place(rig.order("BTCUSDT", seq))).await;
     }
@@ -284,7 +285,7 @@ async fn exec_pipeline_cancel_all_is_a_barrier_for_its_symbol() {
 async fn exec_pipeline_closing_the_channel_delivers_every_result() {
     const N: usize = 6;
     let rig = Rig::start(16, 64, 64).await;
-    rig.stall(1_000, N as u32);
+    rig.stall(2_000, N as u32);
     for seq in 1..=N as u64 {
         rig.send(Action::Place(rig.order("BTCUSDT", seq))).await;
     }
@@ -309,7 +310,7 @@ async fn exec_pipeline_respects_max_in_flight_and_keeps_flushing() {
     // One slot in the action channel, one in the engine's inbox (which the test does not read
     // until the end): the gateway must keep finishing requests and queue their results.
     let mut rig = Rig::start(MAX, 1, 1).await;
-    rig.stall(1_000, N as u32);
+    rig.stall(1_500, N as u32);
     for seq in 1..=MAX as u64 {
         rig.send(Action::Place(rig.order("BTCUSDT", seq))).await;
     }
