@@ -23,7 +23,7 @@ use kestrel_sim::SimHandle;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::e2e_support::{rest_client, start_sim, sym};
+use crate::e2e_support::{rest_client, start_sim, sym, unsynced_rest_client};
 
 /// Upper bound of every wait (generous: the CI machine is shared).
 const T: Duration = Duration::from_secs(30);
@@ -40,6 +40,7 @@ struct Rig {
     journal: SharedJournal,
     clock: Arc<dyn Clock>,
     prefix: ClientIdPrefix,
+    faults: FaultBoard,
     _dir: tempfile::TempDir,
 }
 
@@ -47,6 +48,16 @@ impl Rig {
     /// Starts a simulator and a gateway with `max_in_flight`; `action_cap` / `event_cap` are the
     /// channel capacities (the engine's side).
     async fn start(max_in_flight: usize, action_cap: usize, event_cap: usize) -> Rig {
+        Self::start_with_timeout(max_in_flight, action_cap, event_cap, Duration::from_secs(5)).await
+    }
+
+    /// Like [`Rig::start`], the gateway's requests timing out after `request_timeout`.
+    async fn start_with_timeout(
+        max_in_flight: usize,
+        action_cap: usize,
+        event_cap: usize,
+        request_timeout: Duration,
+    ) -> Rig {
         let sim = start_sim().await;
         let dir = tempfile::tempdir().unwrap();
         let journal = SharedJournal::new(Journal::open(&dir.path().join("j.sqlite")).unwrap());
@@ -55,7 +66,10 @@ impl Rig {
         let faults = FaultBoard::new(&metrics, clock.clone());
         let (events_tx, events) = mpsc::channel::<Event>(event_cap);
         let (actions_tx, actions_rx) = mpsc::channel::<Action>(action_cap);
-        let order_client = rest_client(&sim).await;
+        let mut rest_cfg = unsynced_rest_client(&sim).config().clone();
+        rest_cfg.request_timeout = request_timeout;
+        let order_client = RestClient::new(rest_cfg).unwrap();
+        order_client.exchange_info(&[]).await.unwrap();
         order_client.sync_time().await.unwrap();
         let options = ExecOptions::with_max_in_flight(max_in_flight);
         let in_flight = options.in_flight.clone();
@@ -66,7 +80,7 @@ impl Rig {
                 journal: journal.clone(),
                 events: events_tx,
                 metrics,
-                faults,
+                faults: faults.clone(),
                 clock: clock.clone(),
                 prefix,
                 budget: Duration::from_secs(1),
@@ -85,6 +99,7 @@ impl Rig {
             journal,
             clock,
             prefix,
+            faults,
             _dir: dir,
         }
     }
@@ -336,4 +351,44 @@ async fn exec_pipeline_respects_max_in_flight_and_keeps_flushing() {
     assert_eq!(rig.in_flight.peak(), MAX);
     let (rest, _) = rig.stop().await;
     assert!(rest.is_empty(), "{rest:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_pipeline_unknown_outcome_among_concurrent_orders() {
+    use kestrel::faults::FaultClass;
+
+    // Requests time out after 500 ms; the simulator executes the first placement it receives
+    // but never answers it.
+    let mut rig = Rig::start_with_timeout(16, 64, 64, Duration::from_millis(500)).await;
+    rig.sim.inject(Fault::SwallowOrderResponse { orders: 1 }).unwrap();
+    for seq in 1..=3 {
+        rig.send(Action::Place(rig.order("BTCUSDT", seq))).await;
+    }
+    let events = rig.take(3).await;
+    // TC0: two acks and one unknown (not a reject: it was executed); ORDER_UNKNOWN raised.
+    let unknown: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::OrderUnknown { client_id, .. } => Some(*client_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(unknown.len(), 1, "{events:?}");
+    let lost = unknown[0];
+    let acked = events.iter().filter(|e| matches!(e, Event::Order(_))).count();
+    assert_eq!(acked, 2, "{events:?}");
+    let active = rig.faults.active();
+    assert!(active.iter().any(|f| f.class == FaultClass::ORDER_UNKNOWN), "{active:?}");
+    let journaled = rig.journal.call(move |j| j.order(&lost)).await.unwrap().unwrap();
+    assert_eq!(journaled.status, OrderStatus::Unknown);
+    // TC1: the engine's query resolves it (it rests on the exchange) and clears the class.
+    rig.send(Action::Query { symbol: sym("BTCUSDT"), client_id: lost }).await;
+    let ev = rig.next().await;
+    assert_eq!(update(&ev), (lost, OrderStatus::New));
+    let active = rig.faults.active();
+    assert!(!active.iter().any(|f| f.class == FaultClass::ORDER_UNKNOWN), "{active:?}");
+    let (rest, journal) = rig.stop().await;
+    assert!(rest.is_empty(), "{rest:?}");
+    let journaled = journal.call(move |j| j.order(&lost)).await.unwrap().unwrap();
+    assert_eq!(journaled.status, OrderStatus::New);
 }
