@@ -58,7 +58,18 @@ impl Rig {
         event_cap: usize,
         request_timeout: Duration,
     ) -> Rig {
-        let sim = start_sim().await;
+        Self::start_on(start_sim().await, max_in_flight, action_cap, event_cap, request_timeout)
+            .await
+    }
+
+    /// Like [`Rig::start_with_timeout`], on a given simulator.
+    async fn start_on(
+        sim: SimHandle,
+        max_in_flight: usize,
+        action_cap: usize,
+        event_cap: usize,
+        request_timeout: Duration,
+    ) -> Rig {
         let dir = tempfile::tempdir().unwrap();
         let journal = SharedJournal::new(Journal::open(&dir.path().join("j.sqlite")).unwrap());
         let metrics = Arc::new(Metrics::new());
@@ -391,4 +402,40 @@ async fn exec_pipeline_unknown_outcome_among_concurrent_orders() {
     assert!(rest.is_empty(), "{rest:?}");
     let journaled = journal.call(move |j| j.order(&lost)).await.unwrap().unwrap();
     assert_eq!(journaled.status, OrderStatus::New);
+}
+
+/// A measurement, not a check (run with `--run-ignored only`): placements per second through
+/// the gateway with the simulator answering each placement after `delay` ms, one at a time vs
+/// pipelined. Prints one line per case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement; prints throughput"]
+async fn exec_pipeline_throughput_report() {
+    const N: usize = 64;
+    for delay_ms in [0u64, 20] {
+        for max in [1usize, 4, 16] {
+            let mut cfg = kestrel::demo::demo_sim_config();
+            cfg.limits.orders_per_10s = 100_000;
+            cfg.limits.request_weight_per_minute = 600_000;
+            let sim = kestrel_sim::Sim::start(cfg, "127.0.0.1:0").await.unwrap();
+            let mut rig = Rig::start_on(sim, max, 256, 256, Duration::from_secs(5)).await;
+            if delay_ms > 0 {
+                rig.stall(delay_ms, N as u32);
+            }
+            let orders: Vec<_> = (1..=N as u64).map(|s| rig.order("BTCUSDT", s)).collect();
+            let started = std::time::Instant::now();
+            for o in orders {
+                rig.send(Action::Place(o)).await;
+            }
+            let events = rig.take(N).await;
+            let took = started.elapsed();
+            assert!(events.iter().all(|e| matches!(e, Event::Order(_))), "{events:?}");
+            println!(
+                "delay {delay_ms:>2} ms, max_in_flight {max:>2}: {N} placements in {:>6.1} ms = {:>6.0} orders/s (peak in flight {})",
+                took.as_secs_f64() * 1e3,
+                N as f64 / took.as_secs_f64(),
+                rig.in_flight.peak()
+            );
+            rig.stop().await;
+        }
+    }
 }
