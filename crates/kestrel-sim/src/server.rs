@@ -276,7 +276,13 @@ impl Sim {
 /// so far; a backlog beyond one second's worth is forgiven (returned as the new `done` floor)
 /// so a stalled driver does not burst. Returns `(to_do_now, new_done)`.
 pub(crate) fn owed(rate: u32, elapsed: Duration, done: u64) -> (u64, u64) {
-    let due = (u128::from(rate) * elapsed.as_nanos() / 1_000_000_000) as u64;
+    // u64 arithmetic while it cannot overflow (rate × ns < 1.8e19: hours at any rate); the
+    // driver calls this for every symbol every tick, and u128 division is a library call.
+    let ns = elapsed.as_nanos();
+    let due = match u64::try_from(ns).ok().and_then(|n| n.checked_mul(u64::from(rate))) {
+        Some(p) => p / 1_000_000_000,
+        None => (u128::from(rate) * ns / 1_000_000_000) as u64,
+    };
     let floor = due.saturating_sub(u64::from(rate));
     let done = done.max(floor);
     (due.saturating_sub(done), due.max(done))
@@ -295,7 +301,7 @@ async fn drive_rates(sh: Arc<Shared>, rates: crate::config::MarketRates) {
     // Per symbol: (depth, trades, bookTicker) done so far.
     let mut done = vec![(0u64, 0u64, 0u64); n];
     let kinds = [rates.depth_per_s, rates.trades_per_s, rates.book_ticker_per_s];
-    // Phase of symbol i for a rate r: i/n of that rate's period, in ns.
+    // Phase of symbol i for a rate r: i/n of that rate's period (computed once).
     let phase = |i: usize, rate: u32| -> Duration {
         if rate == 0 || n == 0 {
             return Duration::ZERO;
@@ -303,6 +309,7 @@ async fn drive_rates(sh: Arc<Shared>, rates: crate::config::MarketRates) {
         let period_ns = 1_000_000_000u64 / u64::from(rate);
         Duration::from_nanos(period_ns * i as u64 / n as u64)
     };
+    let phases: Vec<[Duration; 3]> = (0..n).map(|i| kinds.map(|r| phase(i, r))).collect();
     loop {
         tokio::select! {
             biased;
@@ -311,11 +318,11 @@ async fn drive_rates(sh: Arc<Shared>, rates: crate::config::MarketRates) {
                 let elapsed = start.elapsed();
                 let mut ex = lock(&sh.ex);
                 let now = sh.clock.now_ms();
-                for (sym, d) in done.iter_mut().enumerate() {
+                for (sym, (d, ph)) in done.iter_mut().zip(&phases).enumerate() {
                     let [rd, rt, rb] = kinds;
-                    let (depth, nd) = owed(rd, elapsed + phase(sym, rd), d.0);
-                    let (trades, nt) = owed(rt, elapsed + phase(sym, rt), d.1);
-                    let (bts, nb) = owed(rb, elapsed + phase(sym, rb), d.2);
+                    let (depth, nd) = owed(rd, elapsed + ph[0], d.0);
+                    let (trades, nt) = owed(rt, elapsed + ph[1], d.1);
+                    let (bts, nb) = owed(rb, elapsed + ph[2], d.2);
                     *d = (nd, nt, nb);
                     for round in 0..depth.max(trades).max(bts) {
                         if round < trades {
@@ -518,5 +525,8 @@ mod tests {
         assert_eq!(owed(100, ms(10_000), 0), (100, 1000));
         // TC4: rate 0 never owes.
         assert_eq!(owed(0, ms(10_000), 0), (0, 0));
+        // TC5: beyond u64 (rate × ns): the u128 path gives the exact count.
+        let long = Duration::from_secs(400 * 86_400);
+        assert_eq!(owed(1_000, long, 34_560_000_000 - 1), (1, 34_560_000_000));
     }
 }
