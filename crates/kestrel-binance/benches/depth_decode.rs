@@ -8,8 +8,13 @@
 //! side (1,000 price slots, one in six empty). `decode_apply_shuffled` runs the same frames with
 //! levels in random order and repeated prices (the book's sort-first fallback).
 //!
+//! The `trade` group decodes 2,048 distinct `@trade` frames in the exact shape Binance and
+//! kestrel-sim send (~200 bytes, prices around 97,000 with 8 fraction digits) through the
+//! general `serde_json` path (`decode_general`) and through `decode` (single-pass scanner);
+//! `trade_interleaved` on stderr alternates the two round by round.
+//!
 //! Run: `cargo bench -p kestrel-binance --bench depth_decode -- --warm-up-time 1
-//! --measurement-time 3`. The first stderr line pair gives the interleaved ratio (scan and
+//! --measurement-time 3` (append `trade` for the trade cases only). The first stderr line pair gives the interleaved ratio (scan and
 //! decode+apply alternating round by round, so machine load hits both alike).
 //!
 //! Measured on the shared 2-core box (interleaved medians, same fixtures): before the
@@ -198,6 +203,54 @@ fn interleaved_ratio(frames: &[String], template: &DepthSync) {
     );
 }
 
+/// Trade frames as Binance and kestrel-sim send them: compact, fields in the documented order.
+fn trade_frames() -> Vec<String> {
+    let mut r = Lcg(11);
+    (0..FRAMES)
+        .map(|i| {
+            let ticks = MID_TICKS - 150 + r.range(0, 300);
+            let t = 1_732_530_000_000 + i as u64;
+            format!(
+                r#"{{"stream":"btcusdt@trade","data":{{"e":"trade","E":{t},"s":"BTCUSDT","t":{},"p":"{}","q":"{}","T":{},"m":{},"M":true}}}}"#,
+                4_000_000_000 + i as u64,
+                price_str(ticks),
+                qty_str(&mut r),
+                t - r.range(0, 3),
+                r.range(0, 1) == 1
+            )
+        })
+        .collect()
+}
+
+/// Serde path and fast path on the trade fixtures, alternating round by round (see
+/// [`interleaved_ratio`]); prints both medians and the median per-round speed-up.
+fn interleaved_trade(frames: &[String]) {
+    let mut dec = MarketDecoder::new();
+    let (mut general, mut fast, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..40 {
+        let start = Instant::now();
+        for f in frames {
+            black_box(dec.decode_general(black_box(f.as_bytes())).is_ok());
+        }
+        let s = start.elapsed().as_nanos() as f64 / frames.len() as f64;
+        let start = Instant::now();
+        for f in frames {
+            black_box(dec.decode(black_box(f.as_bytes())).is_ok());
+        }
+        let a = start.elapsed().as_nanos() as f64 / frames.len() as f64;
+        general.push(s);
+        fast.push(a);
+        ratio.push(s / a);
+    }
+    eprintln!(
+        "trade_interleaved (40 rounds x {} msgs): serde path median {:.0} ns/msg, fast path median {:.0} ns/msg, speed-up median {:.2}",
+        frames.len(),
+        median(&mut general),
+        median(&mut fast),
+        median(&mut ratio)
+    );
+}
+
 fn bench(c: &mut Criterion) {
     let frames = frames(LevelOrder::Binance);
     let avg = frames.iter().map(String::len).sum::<usize>() / frames.len();
@@ -230,6 +283,40 @@ fn bench(c: &mut Criterion) {
     g.bench_function("decode_apply", |b| decode_apply_bench(b, &frames, &template));
     let shuffled = self::frames(LevelOrder::Shuffled);
     g.bench_function("decode_apply_shuffled", |b| decode_apply_bench(b, &shuffled, &template));
+    g.finish();
+
+    let trades = trade_frames();
+    let avg = trades.iter().map(String::len).sum::<usize>() / trades.len();
+    eprintln!("trade fixtures: {} frames, average {avg} bytes", trades.len());
+    // Both paths must give the same trades before either is timed.
+    let (mut a, mut b) = (MarketDecoder::new(), MarketDecoder::new());
+    for f in &trades {
+        let fast = a.decode(f.as_bytes()).unwrap();
+        assert!(matches!(fast, Decoded::Trade(_)), "fixture must be a trade");
+        assert_eq!(fast, b.decode_general(f.as_bytes()).unwrap());
+    }
+    interleaved_trade(&trades);
+
+    let mut g = c.benchmark_group("trade");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("serde_path", |b| {
+        let mut dec = MarketDecoder::new();
+        let mut i = 0;
+        b.iter(|| {
+            let f = trades[i % FRAMES].as_bytes();
+            i += 1;
+            black_box(dec.decode_general(black_box(f)).is_ok())
+        });
+    });
+    g.bench_function("fast_path", |b| {
+        let mut dec = MarketDecoder::new();
+        let mut i = 0;
+        b.iter(|| {
+            let f = trades[i % FRAMES].as_bytes();
+            i += 1;
+            black_box(dec.decode(black_box(f)).is_ok())
+        });
+    });
     g.finish();
 }
 

@@ -1,21 +1,25 @@
-//! Single-pass scanner for the one frame shape that makes up nearly all market-data traffic: a
-//! compact combined-stream `depthUpdate`, fields in Binance's order,
+//! Single-pass scanner for the two frame shapes that make up nearly all market-data traffic:
+//! compact combined-stream `depthUpdate` and `trade` frames, fields in Binance's order,
 //!
 //! ```text
 //! {"stream":"<name>","data":{"e":"depthUpdate","E":<n>,"s":"<sym>","U":<n>,"u":<n>,"b":[["<p>","<q>"],..],"a":[..]}}
+//! {"stream":"<name>","data":{"e":"trade","E":<n>,"s":"<sym>","t":<n>,"p":"<p>","q":"<q>","T":<n>,"m":<bool>,"M":<bool>}}
 //! ```
 //!
 //! It checks the bytes and parses every price and quantity in the same pass (the general path
-//! lets `serde_json` skim a level list and then walks it a second time). Anything else — other
-//! key order, whitespace, extra fields, escapes, non-ASCII, signs, exponents, more than 11
-//! integer or 8 fractional digits, leading zeros in an integer, another stream kind — makes it
-//! give up, and the caller decodes the frame with the general `serde_json` path, which accepts or
-//! rejects it. So the scanner only ever *accepts* frames the general path decodes to exactly the
-//! same header and levels; `tests::fast_path_agrees_with_serde_path` checks that property.
+//! lets `serde_json` skim a level list and then walks it a second time, and drives a trade
+//! through serde's derived visitor field by field). Anything else — other key order,
+//! whitespace, extra or missing fields, `null`, escapes, non-ASCII, signs, exponents, more than
+//! 11 integer or 8 fractional digits, leading zeros in an integer, another stream kind — makes
+//! it give up, and the caller decodes the frame with the general `serde_json` path, which
+//! accepts or rejects it. So the scanner only ever *accepts* frames the general path decodes to
+//! exactly the same value; `tests::fast_vs_serde::fast_path_agrees_with_serde_path` checks that
+//! property.
 
 use kestrel_model::{Level, Price, Qty, Symbol};
 
-use super::{DepthHeader, StreamKind};
+use super::{Decoded, DepthHeader, StreamKind};
+use crate::wire::market::Trade;
 
 /// Powers of ten to scale a fraction of `n` digits to 8: `POW10[8 - n]`.
 const POW10: [u64; 9] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000];
@@ -70,6 +74,16 @@ impl<'a> Cur<'a> {
         let c = *self.b.get(self.i)?;
         self.i += 1;
         Some(c)
+    }
+
+    /// A JSON `true` or `false`. What follows is left for the caller's next literal to check.
+    #[inline(always)]
+    fn boolean(&mut self) -> Option<bool> {
+        if self.lit(b"true").is_some() {
+            Some(true)
+        } else {
+            self.lit(b"false").map(|()| false)
+        }
     }
 
     /// The body of a string whose opening quote is consumed, up to and including the closing
@@ -204,21 +218,40 @@ impl<'a> Cur<'a> {
     }
 }
 
-/// Decodes `frame` if it is a compact diff-depth frame in Binance's field order, appending its
-/// levels to `bids`/`asks`. `None` means "not this shape, use the general path"; the buffers may
-/// then hold a partial list and must be cleared by the caller.
+/// Decodes `frame` if it is a compact diff-depth or trade frame in Binance's field order (the
+/// stream name, read once, picks which). Depth levels are appended to `bids`/`asks`. `None`
+/// means "not this shape, use the general path"; the buffers may then hold a partial list and
+/// must be cleared by the caller.
 #[inline]
-pub(super) fn depth_frame(
-    frame: &[u8],
+pub(super) fn frame<'a>(
+    frame: &'a [u8],
     bids: &mut Vec<Level>,
     asks: &mut Vec<Level>,
-) -> Option<DepthHeader> {
+) -> Option<Decoded<'a>> {
     let mut c = Cur { b: frame, i: 0 };
     c.lit(br#"{"stream":""#)?;
     let stream = c.plain_str()?;
-    if StreamKind::of_stream(stream) != StreamKind::Depth {
+    let decoded = match StreamKind::of_stream(stream) {
+        StreamKind::Depth => Decoded::Depth(depth_data(&mut c, bids, asks)?),
+        StreamKind::Trade => Decoded::Trade(trade_data(&mut c)?),
+        _ => return None,
+    };
+    // The closing brace of `data`, then of the frame, and nothing after (not even whitespace).
+    c.lit(b"}}")?;
+    if c.i != frame.len() {
         return None;
     }
+    Some(decoded)
+}
+
+/// The `data` object of a diff-depth frame, from `,"data":{` up to (not including) its closing
+/// brace.
+#[inline(always)]
+fn depth_data(
+    c: &mut Cur<'_>,
+    bids: &mut Vec<Level>,
+    asks: &mut Vec<Level>,
+) -> Option<DepthHeader> {
     c.lit(br#","data":{"e":"depthUpdate","E":"#)?;
     let event_time = c.uint()?;
     c.lit(br#","s":""#)?;
@@ -231,11 +264,31 @@ pub(super) fn depth_frame(
     c.levels(bids)?;
     c.lit(br#","a":"#)?;
     c.levels(asks)?;
-    c.lit(b"}}")?;
-    if c.i != frame.len() {
-        return None;
-    }
     Some(DepthHeader { symbol, event_time, first_update_id, final_update_id })
+}
+
+/// The `data` object of a trade frame, from `,"data":{` up to (not including) its closing
+/// brace: the nine fields of SPEC.md §2 in Binance's order, `M` included (the general path
+/// gives `ignore: None` when it is absent or `null`; the scanner leaves those frames to it).
+#[inline(always)]
+fn trade_data(c: &mut Cur<'_>) -> Option<Trade> {
+    c.lit(br#","data":{"e":"trade","E":"#)?;
+    let event_time = c.uint()?;
+    c.lit(br#","s":""#)?;
+    let symbol = Symbol::new(c.plain_str()?).ok()?;
+    c.lit(br#","t":"#)?;
+    let trade_id = c.uint()?;
+    c.lit(br#","p":""#)?;
+    let price = Price::from_mantissa(c.decimal()?);
+    c.lit(br#","q":""#)?;
+    let qty = Qty::from_mantissa(c.decimal()?);
+    c.lit(br#","T":"#)?;
+    let trade_time = c.uint()?;
+    c.lit(br#","m":"#)?;
+    let buyer_is_maker = c.boolean()?;
+    c.lit(br#","M":"#)?;
+    let ignore = Some(c.boolean()?);
+    Some(Trade { event_time, symbol, trade_id, price, qty, trade_time, buyer_is_maker, ignore })
 }
 
 #[cfg(test)]
