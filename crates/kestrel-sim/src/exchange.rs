@@ -31,8 +31,10 @@
 //! socket (`--bench throughput`, rate-driven market at 150 000 msgs/s, one combined
 //! connection): all 150 000 frames/s arrive, with the simulator *and* the in-process client
 //! using ≈ 45 % of one core. End to end (`kestrel bench run --scenario bench/stress.toml`,
-//! simulator in its own process) the simulator used ≈ 18 % of one core at 30 000 msgs/s and
-//! ≈ 40 % at 150 000 msgs/s (before the rate driver's per-tick cost was trimmed).
+//! simulator in its own process, quiet machine) the simulator used ≈ 20 % of one core at
+//! 30 000 msgs/s, ≈ 30 % at 60 000, ≈ 40 % at 105 000 and ≈ 50 % at 150 000, and the bot
+//! processed all of it (the rate driver's per-tick loop over every symbol is part of the
+//! fixed cost).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
