@@ -195,30 +195,7 @@ fn symbol_name(i: u32) -> String {
 /// volatility, 10 background levels a side, the rate-driven market at the scenario's rates, limits high enough that the bot's own
 /// budget is the only throttle, and the demo account funded for every pair.
 pub fn sim_config(s: &Scenario) -> SimConfig {
-    let mut cfg = SimConfig::default_market();
-    let template = cfg.symbols[0].clone();
-    cfg.symbols = (0..s.symbols)
-        .map(|i| {
-            let mut c = template.clone();
-            c.symbol = symbol_name(i);
-            c.base = format!("S{i:03}");
-            c.quote = "USDT".into();
-            // 0.1 bp ticks and a ±3-tick walk per depth step: at 10 steps/s the mid moves
-            // ~0.6 bp/s, about BTCUSDT's volatility (2 %/day ≈ 0.7 bp/s).
-            c.tick_size = "0.001".into();
-            c.min_price = "0.001".into();
-            c.step_size = "0.001".into();
-            c.min_qty = "0.001".into();
-            c.initial_mid = "100.00".into();
-            c.max_move_ticks = 3;
-            c.half_spread_ticks = 1;
-            c.levels = 10;
-            c.level_qty = "50".into();
-            c.trade_probability_pct = 0;
-            c.trade_qty = "0.5".into();
-            c
-        })
-        .collect();
+    let mut cfg = SimConfig::synthetic_pairs(s.symbols);
     if let Some(acct) = cfg.accounts.first_mut() {
         acct.balances = std::iter::once(("USDT".to_owned(), "1000000000".to_owned()))
             .chain((0..s.symbols).map(|i| (format!("S{i:03}"), "1000000".to_owned())))
