@@ -49,8 +49,8 @@ pub struct ResourceSample {
     pub rss_bytes: u64,
     /// Open file descriptors.
     pub open_fds: u64,
-    /// Anonymous resident memory (`RssAnon`), bytes: `rss_bytes` without the executable's
-    /// code pages (absent in reports written before it was recorded).
+    /// Anonymous resident memory (`RssAnon`), bytes: `rss_bytes` without the mapped files
+    /// (the executable's code pages); absent in reports written before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anon_rss_bytes: Option<u64>,
 }

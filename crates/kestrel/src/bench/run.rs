@@ -725,7 +725,7 @@ pub fn markdown(r: &BenchReport) -> String {
         if let (Some(a0), Some(a1), Some(amax)) = (anon.first(), anon.last(), anon.iter().max()) {
             let _ = writeln!(
                 s,
-                "Anonymous RSS (heap, stacks; the rest is the executable's code pages) first / last / max: {:.1} / {:.1} / {:.1} MiB.",
+                "Anonymous RSS (heap, stacks; the rest is mapped code) first / last / max: {:.1} / {:.1} / {:.1} MiB.",
                 *a0 as f64 / 1048576.0,
                 *a1 as f64 / 1048576.0,
                 *amax as f64 / 1048576.0,
