@@ -56,6 +56,25 @@ async fn ws_msgs_per_sec() -> f64 {
             }
         })
     };
+    let (n, secs) = count_text_frames(&mut ws).await;
+    stop.store(true, Ordering::Relaxed);
+    producer.await.unwrap();
+    let lagged = sim.stats().lagged_disconnects;
+    println!("ws: {n} messages in {secs:.2} s to one client (lagged disconnects: {lagged})");
+    n as f64 / secs
+}
+
+/// Counts the text frames `ws` delivers for [`RUN`] (stops early when the stream ends or is
+/// silent for a second); returns the count and the seconds it took.
+async fn count_text_frames<S>(ws: &mut S) -> (u64, f64)
+where
+    S: futures_util::Stream<
+            Item = Result<
+                tokio_tungstenite::tungstenite::Message,
+                tokio_tungstenite::tungstenite::Error,
+            >,
+        > + Unpin,
+{
     let start = Instant::now();
     let mut n: u64 = 0;
     while start.elapsed() < RUN {
@@ -65,12 +84,7 @@ async fn ws_msgs_per_sec() -> f64 {
             _ => break,
         }
     }
-    let secs = start.elapsed().as_secs_f64();
-    stop.store(true, Ordering::Relaxed);
-    producer.await.unwrap();
-    let lagged = sim.stats().lagged_disconnects;
-    println!("ws: {n} messages in {secs:.2} s to one client (lagged disconnects: {lagged})");
-    n as f64 / secs
+    (n, start.elapsed().as_secs_f64())
 }
 
 /// This process's CPU time (user + system) from `/proc/self/stat`, if readable (Linux).
@@ -108,16 +122,7 @@ async fn stress_ws(rate: u32) -> (f64, f64) {
     }
     let cpu0 = cpu_seconds().unwrap_or(0.0);
     let st0 = sim.stats();
-    let start = Instant::now();
-    let mut n: u64 = 0;
-    while start.elapsed() < RUN {
-        match tokio::time::timeout(Duration::from_secs(1), ws.next()).await {
-            Ok(Some(Ok(m))) if m.is_text() => n += 1,
-            Ok(Some(Ok(_))) => {}
-            _ => break,
-        }
-    }
-    let secs = start.elapsed().as_secs_f64();
+    let (n, secs) = count_text_frames(&mut ws).await;
     let cpu = cpu_seconds().unwrap_or(0.0) - cpu0;
     let st = sim.stats();
     let lagged = st.lagged_disconnects;
