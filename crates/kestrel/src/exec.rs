@@ -744,8 +744,7 @@ pub enum JournalCallError {
     /// The journal refused or SQLite failed.
     #[error(transparent)]
     Journal(#[from] JournalError),
-    /// The blocking task running the call panicked or was cancelled, or a previous call
-    /// panicked while holding the journal.
+    /// The journal's thread stopped (a call panicked), so the call's outcome is unknown.
     #[error("journal worker failed: {0}")]
     Worker(&'static str),
 }

@@ -71,7 +71,8 @@ impl Rig {
         request_timeout: Duration,
     ) -> Rig {
         let dir = tempfile::tempdir().unwrap();
-        let journal = SharedJournal::new(Journal::open(&dir.path().join("j.sqlite")).unwrap());
+        let journal =
+            SharedJournal::new(Journal::open(&dir.path().join("j.sqlite")).unwrap()).unwrap();
         let metrics = Arc::new(Metrics::new());
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let faults = FaultBoard::new(&metrics, clock.clone());

@@ -267,7 +267,7 @@ async fn ops_fault_journal_error_raised_and_cleared_by_the_gateway() {
 
     let sim = kestrel_sim::Sim::start(sim_config(), "127.0.0.1:0").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let journal = SharedJournal::new(Journal::open(&dir.path().join("j.sqlite")).unwrap());
+    let journal = SharedJournal::new(Journal::open(&dir.path().join("j.sqlite")).unwrap()).unwrap();
     let metrics = Arc::new(Metrics::new());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let faults = FaultBoard::new(&metrics, clock.clone());
