@@ -78,6 +78,8 @@ fn engine(strategy: StrategyConfig) -> Engine {
             orders_per_sec: 1_000_000,
             order_burst: 1_000_000,
             allow_rest_fallback: false,
+            // Not what the bench measures (max_open_orders, 10, binds first anyway).
+            max_pending_orders: u32::MAX,
         },
         order_ack_timeout: Duration::from_secs(3_600),
     };

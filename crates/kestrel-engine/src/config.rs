@@ -121,6 +121,12 @@ pub struct RiskLimits {
     pub order_burst: u32,
     /// Whether orders may be placed while a book comes from the REST fallback (M2).
     pub allow_rest_fallback: bool,
+    /// Most orders, across all symbols, that the engine has decided but the exchange has not
+    /// yet answered (`PendingNew`); the next new order is refused (`max_pending_orders`)
+    /// instead of queueing behind them. When the journal's fsyncs or the exchange are slow,
+    /// orders otherwise wait in the execution gateway and its action channel and reach the
+    /// exchange on prices that are seconds old. Cancels are never limited by it.
+    pub max_pending_orders: u32,
 }
 
 /// A configuration the engine refuses to run with.
@@ -172,6 +178,13 @@ impl EngineConfig {
         }
         if r.orders_per_sec == 0 || r.order_burst == 0 {
             return Err(invalid("*", "orders_per_sec/order_burst", "must be positive"));
+        }
+        if r.max_pending_orders == 0 {
+            return Err(invalid(
+                "*",
+                "max_pending_orders",
+                "must be positive (0 would refuse every new order)",
+            ));
         }
         if self.order_ack_timeout.is_zero() {
             return Err(invalid("*", "order_ack_timeout", "must be positive"));
@@ -281,6 +294,7 @@ mod tests {
                 orders_per_sec: 4,
                 order_burst: 8,
                 allow_rest_fallback: false,
+                max_pending_orders: 32,
             },
             order_ack_timeout: Duration::from_secs(5),
         }
@@ -310,6 +324,10 @@ mod tests {
             ),
             (|c| c.risk.price_band_bps = 0, "*: invalid price_band_bps: must be in 1..10000"),
             (|c| c.risk.order_burst = 0, "*: invalid orders_per_sec/order_burst: must be positive"),
+            (
+                |c| c.risk.max_pending_orders = 0,
+                "*: invalid max_pending_orders: must be positive (0 would refuse every new order)",
+            ),
             (
                 |c| c.order_ack_timeout = Duration::ZERO,
                 "*: invalid order_ack_timeout: must be positive",

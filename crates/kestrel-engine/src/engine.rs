@@ -2,7 +2,7 @@
 //!
 //! Per event:
 //! - `Book`: store the view, revalue the symbol at the new mid (kill switch check), ask the
-//!   strategy, run each intent through risk, emit actions.
+//!   strategy, run each new order through risk (cancels skip it), emit actions.
 //! - `Trade`: ask the strategy (`on_trade`).
 //! - `Order` / `OrderRejected` / `OrderUnknown`: advance the order state machine
 //!   ([`crate::oms`]), book fills into the position, revalue (kill switch check), emit
@@ -493,11 +493,16 @@ impl Engine {
     }
 
     fn place(&mut self, i: usize, intent: OrderIntent, out: &mut Vec<Action>) {
+        // One pass over every symbol: the exposure of the others and the global count of
+        // orders awaiting the exchange's answer (derived from the order states, never kept as a
+        // counter, so it cannot drift from them).
         let mut elsewhere = Notional::ZERO;
+        let mut pending = 0usize;
         for (j, o) in self.symbols.iter().enumerate() {
+            let live = self.oms.live(j);
+            pending += risk::pending_new(live);
             if j != i {
-                let e =
-                    risk::symbol_exposure(o.position.qty(), o.mark_price(), self.oms.live(j), None);
+                let e = risk::symbol_exposure(o.position.qty(), o.mark_price(), live, None);
                 elsewhere = elsewhere.saturating_add(e);
             }
         }
@@ -509,6 +514,7 @@ impl Engine {
             position: s.position.qty(),
             max_position: s.max_position,
             max_open_orders: s.max_open_orders,
+            pending_orders: pending,
             exposure_elsewhere: elsewhere,
             halted: self.halted,
             kill_switch: self.kill_switch,

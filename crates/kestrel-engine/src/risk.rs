@@ -10,23 +10,32 @@
 //! 6. **Price band**: a limit price more than `price_band_bps` from mid ⇒ `price_band`.
 //! 7. **Max open orders** per symbol (every non-terminal order counts, `Unknown` included)
 //!    ⇒ `max_open_orders`.
-//! 8. **Max position**, worst case: position plus every open buy (or minus every open sell)
+//! 8. **Max pending orders**, across all symbols: at most `max_pending_orders` orders may be
+//!    decided (a `Place` action emitted) and not yet answered by the exchange (`PendingNew`);
+//!    one more ⇒ `max_pending_orders`. When the journal or the exchange is slow, new orders are refused
+//!    here rather than queued behind the execution gateway's in-flight requests, where they
+//!    would reach the exchange on stale prices. The count is derived from the order states on
+//!    every check ([`pending_new`]), so no path can leak a slot: an ack, a reject, an expiry,
+//!    an unknown outcome (timeout, `OrderUnknown`) or a cancel-all each move the order out of
+//!    `PendingNew`, and orders adopted at reconciliation are never `PendingNew`.
+//! 9. **Max position**, worst case: position plus every open buy (or minus every open sell)
 //!    plus this order must stay within `±max_position` ⇒ `max_position`.
-//! 9. **Funds cap**: total worst-case exposure after this order must stay `<= funds`
-//!    ⇒ `funds_cap` (see [`symbol_exposure`]).
-//! 10. **Order rate**: a token bucket on event time, refilled at `orders_per_sec` up to
+//! 10. **Funds cap**: total worst-case exposure after this order must stay `<= funds`
+//!     ⇒ `funds_cap` (see [`symbol_exposure`]).
+//! 11. **Order rate**: a token bucket on event time, refilled at `orders_per_sec` up to
 //!     `order_burst` ⇒ `rate_limit`. Last, so only approved orders spend a token.
 //!
 //! Cheap, state-free checks come first; checks that depend on open orders next; the rate
-//! limit, the only check with a side effect, last.
+//! limit, the only check with a side effect, last. Cancels never pass through these checks:
+//! no limit here (halt and kill switch included) can keep an order from being cancelled.
 //!
 //! The **drawdown kill switch** is not a per-order check: the engine evaluates it whenever PnL
 //! changes (fills, marks) and, when realised + unrealised PnL since start (or since the last
 //! operator `Resume`) falls below `-max_drawdown`, halts and emits `CancelAll` for every symbol.
 
 use kestrel_model::{
-    BookSource, BookTop, FilterViolation, InstrumentSpec, Notional, OrderCheck, OrderType, Price,
-    Qty, Side, UnixNanos,
+    BookSource, BookTop, FilterViolation, InstrumentSpec, Notional, OrderCheck, OrderStatus,
+    OrderType, Price, Qty, Side, UnixNanos,
 };
 
 use crate::config::RiskLimits;
@@ -58,6 +67,8 @@ pub enum RejectReason {
     PriceBand,
     /// Too many open orders on the symbol.
     MaxOpenOrders,
+    /// Too many orders (all symbols) decided but not yet answered by the exchange.
+    MaxPendingOrders,
     /// The worst-case position would exceed the limit.
     MaxPosition,
     /// The worst-case exposure would exceed the funds cap.
@@ -71,7 +82,7 @@ pub enum RejectReason {
 impl RejectReason {
     /// Every label [`RejectReason::as_str`] can return, in [`RejectReason::index`] order (for
     /// pre-registering metric series and for the snapshot's counters).
-    pub const ALL: [&'static str; 19] = [
+    pub const ALL: [&'static str; 20] = [
         "kill_switch",
         "halted",
         "book_stale",
@@ -91,6 +102,7 @@ impl RejectReason {
         "funds_cap",
         "rate_limit",
         "ids_exhausted",
+        "max_pending_orders",
     ];
 
     /// Stable snake_case label for metrics (`kestrel_risk_rejections_total{reason}`).
@@ -122,6 +134,8 @@ impl RejectReason {
             Self::FundsCap => 16,
             Self::RateLimit => 17,
             Self::IdsExhausted => 18,
+            // Appended, not inserted: the indices of the older labels stay put.
+            Self::MaxPendingOrders => 19,
         }
     }
 }
@@ -209,6 +223,9 @@ pub struct RiskInput<'a> {
     pub max_position: Qty,
     /// Symbol limit.
     pub max_open_orders: u32,
+    /// Orders of every symbol still `PendingNew` (decided, not yet answered by the exchange);
+    /// see [`pending_new`].
+    pub pending_orders: usize,
     /// Exposure of every other symbol (already summed).
     pub exposure_elsewhere: Notional,
     /// Operator halt.
@@ -302,7 +319,13 @@ pub fn check(
         return reject(R::MaxOpenOrders);
     }
 
-    // 8. Worst-case position.
+    // 8. Orders not yet answered by the exchange, all symbols.
+    let max_pending = usize::try_from(limits.max_pending_orders).unwrap_or(usize::MAX);
+    if input.pending_orders >= max_pending {
+        return reject(R::MaxPendingOrders);
+    }
+
+    // 9. Worst-case position.
     let (open_buys, open_sells) = open_qty(input.open_orders);
     let worst = match order.side {
         Side::Buy => input.position.saturating_add(open_buys).saturating_add(order.qty),
@@ -312,14 +335,14 @@ pub fn check(
         return reject(R::MaxPosition);
     }
 
-    // 9. Funds cap: recompute this symbol's exposure with the new order included.
+    // 10. Funds cap: recompute this symbol's exposure with the new order included.
     let extra = Some((order.side, order.qty, order.exposure_price));
     let mine = symbol_exposure(input.position, mid, input.open_orders, extra);
     if input.exposure_elsewhere.saturating_add(mine) > limits.funds {
         return reject(R::FundsCap);
     }
 
-    // 10. Rate limit (spends a token only here, when everything else passed).
+    // 11. Rate limit (spends a token only here, when everything else passed).
     if !bucket.try_take(input.now) {
         return reject(R::RateLimit);
     }
@@ -329,6 +352,13 @@ pub fn check(
 /// `mid × bps / 10 000`, truncated, as a price offset.
 fn band_offset(mid: Price, bps: u32) -> Price {
     crate::strategy::bps_of(mid, i64::from(bps))
+}
+
+/// How many of `orders` are `PendingNew`: decided and sent towards the exchange, not yet
+/// acknowledged, refused or declared unknown. The engine sums it over every symbol's live
+/// orders for [`RiskInput::pending_orders`].
+pub fn pending_new(orders: &[Order]) -> usize {
+    orders.iter().filter(|o| o.status == OrderStatus::PendingNew).count()
 }
 
 /// Unfilled quantity of open buys and open sells.
@@ -408,7 +438,9 @@ mod tests {
             RejectReason::Filter(FilterViolation::MinNotional).as_str(),
             "filter_min_notional"
         );
-        assert_eq!(RejectReason::IdsExhausted.index(), RejectReason::ALL.len() - 1);
+        assert_eq!(RejectReason::IdsExhausted.index(), 18);
+        assert_eq!(RejectReason::MaxPendingOrders.as_str(), "max_pending_orders");
+        assert_eq!(RejectReason::MaxPendingOrders.index(), RejectReason::ALL.len() - 1);
     }
 
     #[test]

@@ -38,6 +38,18 @@ pub struct EngineSnapshot {
     pub unknown_symbol_events: u64,
 }
 
+impl EngineSnapshot {
+    /// Orders of every symbol still `PendingNew`: decided, not yet answered by the exchange
+    /// (what risk's `max_pending_orders` limits).
+    pub fn pending_orders(&self) -> usize {
+        self.symbols
+            .iter()
+            .flat_map(|s| s.open_orders.iter())
+            .filter(|o| o.status == OrderStatus::PendingNew)
+            .count()
+    }
+}
+
 /// One symbol's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SymbolSnapshot {

@@ -233,6 +233,7 @@ struct RawRisk {
     order_burst: Option<u32>,
     price_band_bps: Option<u32>,
     trade_on_fallback: Option<bool>,
+    max_pending_orders: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -510,6 +511,11 @@ pub struct RiskConfig {
     /// Whether strategies may trade while market data comes from REST fallback polling (slower,
     /// coarser books); off by default.
     pub trade_on_fallback: bool,
+    /// Most new orders, across all symbols, decided but not yet answered by the exchange; the
+    /// next one is refused (`kestrel_risk_rejections_total{reason="max_pending_orders"}`)
+    /// instead of queueing behind a slow journal or exchange and going out on stale prices.
+    /// Cancels are never limited. Default 32 (twice the default `execution.max_in_flight`).
+    pub max_pending_orders: u32,
 }
 
 /// Market-data connections (capabilities M1, M2).
@@ -671,6 +677,10 @@ const DEFAULT_STALE_AFTER_MS: u64 = 5_000;
 /// IOC limit 5 bps through the opposite best: bounds the fill price on thin books.
 const DEFAULT_TAKER_SLIPPAGE_BPS: u32 = 5;
 const DEFAULT_PRICE_BAND_BPS: u32 = 50;
+/// Twice the gateway's default `execution.max_in_flight` (16): a full set of requests in flight
+/// plus as many decided behind them; more than that waiting means the exchange or the journal
+/// is slow, and orders queued further would reach the exchange on stale prices.
+const DEFAULT_MAX_PENDING_ORDERS: u32 = 32;
 const DEFAULT_QUOTE_ASSET: &str = "USDT";
 const DEFAULT_CLIENT_ID_PREFIX: &str = "kst";
 /// Upper bound of `execution.max_in_flight` (a typo guard: Binance's order-rate limits are far
@@ -1141,6 +1151,13 @@ fn validate_risk(raw: RawRisk) -> Result<(RiskConfig, u32), ConfigError> {
     }
     let price_band_bps = raw.price_band_bps.unwrap_or(DEFAULT_PRICE_BAND_BPS);
     bps_in_range("risk.price_band_bps", price_band_bps, 1)?;
+    let max_pending_orders = raw.max_pending_orders.unwrap_or(DEFAULT_MAX_PENDING_ORDERS);
+    if max_pending_orders == 0 {
+        return Err(ConfigError::invalid(
+            "risk.max_pending_orders",
+            "must be greater than zero (0 would refuse every new order)",
+        ));
+    }
     let risk = RiskConfig {
         funds,
         quote_asset,
@@ -1149,6 +1166,7 @@ fn validate_risk(raw: RawRisk) -> Result<(RiskConfig, u32), ConfigError> {
         order_burst,
         price_band_bps,
         trade_on_fallback: raw.trade_on_fallback.unwrap_or(false),
+        max_pending_orders,
     };
     Ok((risk, max_open_orders))
 }
@@ -1365,6 +1383,7 @@ impl fmt::Display for Config {
         line(f, "risk.order_burst", r.order_burst)?;
         line(f, "risk.price_band_bps", r.price_band_bps)?;
         line(f, "risk.trade_on_fallback", r.trade_on_fallback)?;
+        line(f, "risk.max_pending_orders", r.max_pending_orders)?;
         let m = &self.market_data;
         line(f, "market_data.depth_speed", m.depth_speed.as_str())?;
         line(f, "market_data.heartbeat_window", format_args!("{:?}", m.heartbeat_window))?;
@@ -1452,6 +1471,7 @@ path = "kestrel.sqlite"
         assert_eq!(c.execution.order_transport, OrderTransport::Rest);
         assert_eq!(c.execution.client_id_prefix.as_str(), "kst");
         assert_eq!(c.execution.max_in_flight, crate::exec::DEFAULT_MAX_IN_FLIGHT);
+        assert_eq!(c.risk.max_pending_orders, 2 * crate::exec::DEFAULT_MAX_IN_FLIGHT as u32);
         assert_eq!(c.reconcile.unknown_orders, UnknownOrderPolicy::Cancel);
         assert!(c.shutdown.cancel_all_on_exit);
         assert_eq!(
@@ -1481,6 +1501,14 @@ path = "kestrel.sqlite"
         assert_eq!(c.endpoints.rest.as_str(), "http://127.0.0.1:4000/");
         assert_eq!(c.endpoints.ws_stream.as_str(), "ws://127.0.0.1:8765/");
         assert_eq!(c.endpoints.ws_api.as_str(), "ws://127.0.0.1:8765/ws-api/v3");
+    }
+
+    #[test]
+    fn max_pending_orders_parses() {
+        let text = edit("max_drawdown = \"25\"", "max_drawdown = \"25\"\nmax_pending_orders = 8");
+        let c = load(&text).unwrap();
+        assert_eq!(c.risk.max_pending_orders, 8);
+        assert!(c.to_string().contains("risk.max_pending_orders"), "{c}");
     }
 
     #[test]
@@ -1541,6 +1569,8 @@ path = "kestrel.sqlite"
             (format!("{MINIMAL}\n[execution]\nclient_id_prefix = \"my-bot\"\n"), "execution.client_id_prefix", "letters and digits"),
             // TC16b: no request may ever be in flight.
             (format!("{MINIMAL}\n[execution]\nmax_in_flight = 0\n"), "execution.max_in_flight", "between 1 and 1024"),
+            // TC16c: a cap of zero orders awaiting the exchange would refuse every new order.
+            (edit("max_drawdown = \"25\"", "max_drawdown = \"25\"\nmax_pending_orders = 0"), "risk.max_pending_orders", "greater than zero (0 would refuse every new order)"),
             // TC17: negative integer for a u32.
             (edit("half_spread_bps = 10", "half_spread_bps = -1"), "symbols[0].strategy.half_spread_bps", "invalid value"),
             // TC18b: threshold with more than 4 decimals.

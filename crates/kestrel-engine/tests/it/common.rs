@@ -79,6 +79,7 @@ pub fn limits() -> RiskLimits {
         orders_per_sec: 5,
         order_burst: 10,
         allow_rest_fallback: false,
+        max_pending_orders: 32,
     }
 }
 

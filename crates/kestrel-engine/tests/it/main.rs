@@ -3,6 +3,7 @@
 
 mod common;
 mod oms;
+mod pending;
 mod pnl;
 mod prop;
 mod replay;

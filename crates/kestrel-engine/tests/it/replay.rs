@@ -66,6 +66,7 @@ fn session_config() -> EngineConfig {
             orders_per_sec: 4,
             order_burst: 6,
             allow_rest_fallback: false,
+            max_pending_orders: 32,
         },
         order_ack_timeout: Duration::from_secs(1),
     }

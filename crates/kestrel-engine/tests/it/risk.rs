@@ -190,6 +190,20 @@ fn risk_rules_table() {
             placed: vec![("49990", "0.0002"); 10],
             rejected: vec![RejectReason::RateLimit],
         },
+        // TC14: orders awaiting the exchange's answer, all symbols: cap 3, the 4th is refused
+        Case {
+            name: "max pending orders",
+            tweak: |c| {
+                c.risk.max_pending_orders = 3;
+                c.symbols[0].max_open_orders = 50;
+                c.symbols[0].max_position = q("1");
+            },
+            setup: no_setup,
+            book: btc_book,
+            intents: vec![limit_buy("49990", "0.0002"); 5],
+            placed: vec![("49990", "0.0002"); 3],
+            rejected: vec![RejectReason::MaxPendingOrders, RejectReason::MaxPendingOrders],
+        },
     ];
     for (i, c) in cases.into_iter().enumerate() {
         let mut cfg = two_symbol_config();
