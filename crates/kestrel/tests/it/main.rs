@@ -12,3 +12,4 @@ mod ops_docs;
 mod ops_faults;
 mod ops_prometheus;
 mod ops_support;
+mod risk_pending_cap;
