@@ -12,12 +12,13 @@
 //!    ⇒ `max_open_orders`.
 //! 8. **Max pending orders**, across all symbols: at most `max_pending_orders` orders may be
 //!    decided (a `Place` action emitted) and not yet answered by the exchange (`PendingNew`);
-//!    one more ⇒ `max_pending_orders`. When the journal or the exchange is slow, new orders are refused
-//!    here rather than queued behind the execution gateway's in-flight requests, where they
-//!    would reach the exchange on stale prices. The count is derived from the order states on
-//!    every check ([`pending_new`]), so no path can leak a slot: an ack, a reject, an expiry,
-//!    an unknown outcome (timeout, `OrderUnknown`) or a cancel-all each move the order out of
-//!    `PendingNew`, and orders adopted at reconciliation are never `PendingNew`.
+//!    one more ⇒ `max_pending_orders`. When the journal or the exchange is slow, new orders
+//!    are refused here rather than queued behind the execution gateway's in-flight requests,
+//!    where they would reach the exchange on stale prices. The count is derived from the order
+//!    states on every check ([`pending_new`]), so no path can leak a slot: an ack, a fill, a
+//!    reject, an expiry, an unknown outcome (gateway timeout, `OrderUnknown`, ack timeout) or a
+//!    cancel-all each move the order out of `PendingNew`, and orders adopted at reconciliation
+//!    are never `PendingNew`.
 //! 9. **Max position**, worst case: position plus every open buy (or minus every open sell)
 //!    plus this order must stay within `±max_position` ⇒ `max_position`.
 //! 10. **Funds cap**: total worst-case exposure after this order must stay `<= funds`
