@@ -577,6 +577,31 @@ struct GroupTask {
     fallback: FallbackState,
     notify_pending: usize,
     closed: bool,
+    /// The frame being handled handed an event to the engine (see the run loop's yield).
+    handed_over: bool,
+}
+
+/// Yields once without going through the I/O driver: the task wakes itself and goes to the back
+/// of the run queue, so tasks already woken (the engine, by the event just sent) run first.
+/// (`tokio::task::yield_now` defers the wake-up until the driver has been polled: one
+/// `epoll_wait` per frame.)
+#[derive(Default)]
+struct YieldOnce(bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
 }
 
 enum Ev {
@@ -661,6 +686,7 @@ impl GroupTask {
             fallback: FallbackState::new(Instant::now()),
             notify_pending: 0,
             closed: false,
+            handed_over: false,
             cfg,
             deps,
             out,
@@ -715,12 +741,19 @@ impl GroupTask {
                 }
                 Ev::Frame(is_next, m) => {
                     self.on_frame(is_next, m).await;
-                    // One socket read can hold hundreds of frames, and reads alone spend the
-                    // task's cooperative budget only once per read: charge every frame, so the
-                    // task yields after at most a budget's worth (128) and the engine, when it
-                    // shares this thread, drains its inbox before the next batch instead of
-                    // watching it overflow.
-                    tokio::task::coop::consume_budget().await;
+                    if std::mem::take(&mut self.handed_over) {
+                        // Run to completion: the engine shares this thread, so let it decide
+                        // on this event before the next frame is taken from the socket buffer.
+                        // Otherwise one socket read holding many frames (depth updates of
+                        // several symbols arrive together) makes the first event wait for the
+                        // decoding of all the others.
+                        YieldOnce::default().await;
+                    } else {
+                        // One socket read can hold hundreds of frames, and reads alone spend
+                        // the task's cooperative budget only once per read: charge every
+                        // frame, so the task yields after at most a budget's worth (128).
+                        tokio::task::coop::consume_budget().await;
+                    }
                 }
                 Ev::Connected(p, r) => {
                     self.connecting = None;
@@ -1051,8 +1084,9 @@ impl GroupTask {
                     ts_exchange: UnixNanos::from_millis(t.event_time),
                     ts_local,
                 });
-                if let Err(e) = self.out.try_send(ev) {
-                    self.on_send_error(t.symbol, StreamKind::Trade, e);
+                match self.out.try_send(ev) {
+                    Ok(()) => self.handed_over = true,
+                    Err(e) => self.on_send_error(t.symbol, StreamKind::Trade, e),
                 }
             }
             Decoded::BookTicker(t) => {
@@ -1072,8 +1106,9 @@ impl GroupTask {
                 );
                 top.update_id = t.update_id;
                 top.ts_local = ts_local;
-                if let Err(e) = self.out.try_send(Event::Book(top)) {
-                    self.on_send_error(t.symbol, StreamKind::BookTicker, e);
+                match self.out.try_send(Event::Book(top)) {
+                    Ok(()) => self.handed_over = true,
+                    Err(e) => self.on_send_error(t.symbol, StreamKind::BookTicker, e),
                 }
             }
             Decoded::ServerShutdown { .. } => {
@@ -1120,6 +1155,7 @@ impl GroupTask {
         }
         match self.out.try_send(Event::Book(st.top)) {
             Ok(()) => {
+                self.handed_over = true;
                 if st.notify_pending {
                     st.notify_pending = false;
                     self.notify_pending = self.notify_pending.saturating_sub(1);
