@@ -424,8 +424,8 @@ pub struct Journal {
 /// interior and rightmost leaf pages of a few tables and indexes (well under 100 KiB), and
 /// look-ups by client id go through the same interior pages. SQLite's default (2,000 KiB) let
 /// the cache fill with pages never read again: the bot's heap grew ~0.1 MiB a minute at the
-/// `seed` order rate until it reached 2 MB (measured with heaptrack, #7).
-pub const JOURNAL_CACHE_KIB: i64 = 512;
+/// `seed` order rate for its first 20 minutes (measured with heaptrack and smaps, #7).
+pub const JOURNAL_CACHE_KIB: i64 = 256;
 
 impl Journal {
     /// Opens (creating if missing) the journal at `path`, takes the exclusive lock and runs

@@ -426,7 +426,13 @@ pub fn run(opts: &RunOptions) -> Result<BenchReport, RunError> {
         .build()
         .map_err(io("starting tokio"))?;
     let report = rt.block_on(run_async(opts))?;
-    if !opts.keep_work_dir {
+    if opts.keep_work_dir {
+        progress(&format!(
+            "[bench {}] work directory kept: {}",
+            opts.scenario.name,
+            opts.work_dir.display()
+        ));
+    } else {
         let _ = std::fs::remove_dir_all(&opts.work_dir);
     }
     Ok(report)
