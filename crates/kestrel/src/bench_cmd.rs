@@ -71,6 +71,10 @@ pub struct RunArgs {
     /// RSS / FD sampling period inside the window, seconds (report `samples`).
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub sample_every: u64,
+    /// Period of the progress line, seconds. Each one scrapes the bot's `/metrics`, which is
+    /// work for the bot's I/O threads while the engine thread is being measured.
+    #[arg(long, value_name = "SECS", default_value_t = 1)]
+    pub progress_every: u64,
     /// Stress ramp: run once per per-symbol rate in this list (ascending), stop at the first
     /// that is not sustained, and report the highest sustained one.
     #[arg(long, value_name = "R1,R2,…", value_delimiter = ',')]
@@ -203,6 +207,7 @@ pub fn run_bench(args: &RunArgs) -> anyhow::Result<()> {
         scenario: s,
         sync_timeout: Duration::from_secs(args.sync_timeout),
         sample_every: Duration::from_secs(args.sample_every.max(1)),
+        progress_every: Duration::from_secs(args.progress_every.max(1)),
         exe: exe.clone(),
         keep_work_dir: args.keep_work_dir,
         child_log_level: args.child_log_level.clone(),

@@ -33,7 +33,7 @@ pub struct BenchReport {
     /// whether they stay flat.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub samples: Vec<ResourceSample>,
-    /// Where the latency percentiles come from: `hdr` (exact, the bot's `GET /latency`) or
+    /// Where the latency percentiles come from: `hdr` (the bot's `GET /latency`, HDR histograms within 1 %) or
     /// `buckets` (upper bounds of the Prometheus histogram buckets). Absent in older reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_source: Option<String>,
@@ -400,15 +400,15 @@ mod tests {
 
     #[test]
     fn percentiles_from_hdr() {
-        let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
+        let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 2).unwrap();
         assert_eq!(Percentiles::from_hdr_nanos(&h), None);
         for us in 1..=1000u64 {
             h.record(us * 1000).unwrap();
         }
         let p = Percentiles::from_hdr_nanos(&h).unwrap();
-        // 3 significant digits: within 0.1 % of the exact order statistic.
+        // 2 significant digits (the bot's latency book): within 1 % of the exact order statistic.
         for (got, want) in [(p.p50, 500e-6), (p.p95, 950e-6), (p.p99, 990e-6), (p.max, 1000e-6)] {
-            assert!((got - want).abs() <= want * 1e-3, "{got} vs {want}");
+            assert!((got - want).abs() <= want * 1e-2, "{got} vs {want}");
         }
     }
 
