@@ -25,7 +25,8 @@
 //! - Signing: REST HMAC-SHA256 over query + body exactly as sent (non-ASCII unencoded payloads
 //!   → -1022), Ed25519 (base64); WS API sorted-params rule; `timestamp`/`recvWindow` → -1021.
 //! - Error codes and HTTP statuses: -1003 (429/418 with `Retry-After`), -1013
-//!   `Filter failure: <TYPE>`, -1015, -1021, -1022, -1100, -1102, -1106, -1111, -1121, -2010,
+//!   `Filter failure: <TYPE>`, -1015, -1021, -1022, -1100, -1102, -1106, -1111, -1121,
+//!   -1127/-1128 (myTrades window and parameter combinations), -2010,
 //!   -2011, -2013, -2014, -2015. Body always `{"code","msg"}`.
 //! - Matching: price-time priority; LIMIT GTC/IOC/FOK, LIMIT_MAKER (rejected if it would take),
 //!   MARKET by `quantity` or `quoteOrderQty`; partial fills; commission in the received asset;

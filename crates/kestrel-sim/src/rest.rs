@@ -861,14 +861,19 @@ async fn handle(
         Ep::MyTrades => {
             let ex = lock(&sh.ex);
             let sym = ex.symbol(req(p, "symbol")?)?;
-            let limit: usize = get(p, "limit").and_then(|l| l.parse().ok()).unwrap_or(500).min(1000);
-            let order_id: Option<u64> = get(p, "orderId").and_then(|v| v.parse().ok());
+            let q = parse_my_trades(p)?;
             let spec = &ex.symbols[sym].cfg.spec;
-            let v: Vec<wire::MyTradeWire> = ex.accounts[acct]
+            let mut picked: Vec<&FillRec> = ex.accounts[acct]
                 .trades
                 .iter()
-                .filter(|(s, f)| *s == sym && order_id.is_none_or(|o| o == f.order_id))
-                .map(|(_, f)| wire::MyTradeWire {
+                .filter(|(s, f)| *s == sym && q.matches(f))
+                .map(|(_, f)| f)
+                .collect();
+            picked.sort_by_key(|f| f.trade_id);
+            let page = q.page(&picked);
+            let v: Vec<wire::MyTradeWire> = page
+                .iter()
+                .map(|f| wire::MyTradeWire {
                     symbol: spec.symbol.as_str().to_string(),
                     id: f.trade_id,
                     order_id: f.order_id,
@@ -884,8 +889,92 @@ async fn handle(
                     is_best_match: true,
                 })
                 .collect();
-            let skip = v.len().saturating_sub(limit);
-            Ok(ok(serde_json::to_value(&v[skip..]).unwrap_or_default()))
+            Ok(ok(serde_json::to_value(&v).unwrap_or_default()))
         }
     }
+}
+
+/// Longest `startTime`..`endTime` span `myTrades` accepts (Binance rest-api.md: "can't be longer
+/// than 24 hours").
+const MY_TRADES_MAX_SPAN_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// A parsed `GET /api/v3/myTrades` query (symbol aside).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MyTradesQuery {
+    /// Only this order's fills.
+    order_id: Option<u64>,
+    /// Only trade ids at or above this one; the page is then the oldest `limit` of them.
+    from_id: Option<u64>,
+    /// Only trades at or after this time (ms); the page is then the oldest `limit`.
+    start_ms: Option<u64>,
+    /// Only trades at or before this time (ms).
+    end_ms: Option<u64>,
+    /// Page size, 1..=1000 (default 500).
+    limit: usize,
+}
+
+impl MyTradesQuery {
+    /// Whether one fill passes every filter of the query.
+    fn matches(&self, f: &FillRec) -> bool {
+        self.order_id.is_none_or(|o| o == f.order_id)
+            && self.from_id.is_none_or(|id| f.trade_id >= id)
+            && self.start_ms.is_none_or(|t| f.time_ms >= t)
+            && self.end_ms.is_none_or(|t| f.time_ms <= t)
+    }
+
+    /// The page out of the matching fills (ascending by trade id): the first `limit` when the
+    /// query has a lower bound (`fromId` or `startTime`), otherwise the most recent `limit`
+    /// ("Otherwise most recent trades are returned"), still in ascending order.
+    fn page<'a>(&self, sorted: &'a [&'a FillRec]) -> &'a [&'a FillRec] {
+        if self.from_id.is_some() || self.start_ms.is_some() {
+            &sorted[..sorted.len().min(self.limit)]
+        } else {
+            &sorted[sorted.len().saturating_sub(self.limit)..]
+        }
+    }
+}
+
+/// Parses and validates the optional `myTrades` parameters as Binance's rest-api.md documents
+/// them: `limit` default 500, maximum 1000; at most 24 h between `startTime` and `endTime`
+/// (-1127); and only these combinations besides `symbol` (else -1128): none, `orderId`,
+/// `startTime`, `endTime`, `fromId`, `startTime`+`endTime`, `orderId`+`fromId`.
+pub(crate) fn parse_my_trades(p: &Params) -> Result<MyTradesQuery, ApiError> {
+    let id = |k: &str| -> Result<Option<u64>, ApiError> {
+        get(p, k).map(|v| v.parse::<u64>().map_err(|_| ApiError::illegal(k))).transpose()
+    };
+    let (order_id, from_id) = (id("orderId")?, id("fromId")?);
+    let (start_ms, end_ms) = (id("startTime")?, id("endTime")?);
+    let limit = match get(p, "limit") {
+        None => 500,
+        Some(l) => {
+            let n: usize = l.parse().map_err(|_| ApiError::illegal("limit"))?;
+            if !(1..=1000).contains(&n) {
+                return Err(ApiError::bad(
+                    -1100,
+                    "Illegal characters found in parameter 'limit'; legal range is '1-1000'.",
+                ));
+            }
+            n
+        }
+    };
+    let combo = (order_id.is_some(), start_ms.is_some(), end_ms.is_some(), from_id.is_some());
+    let supported = matches!(
+        combo,
+        (false, false, false, false)
+            | (true, false, false, false)
+            | (false, true, false, false)
+            | (false, false, true, false)
+            | (false, false, false, true)
+            | (false, true, true, false)
+            | (true, false, false, true)
+    );
+    if !supported {
+        return Err(ApiError::bad(-1128, "Combination of optional parameters invalid."));
+    }
+    if let (Some(s), Some(e)) = (start_ms, end_ms) {
+        if e.saturating_sub(s) > MY_TRADES_MAX_SPAN_MS {
+            return Err(ApiError::bad(-1127, "More than 24 hours between startTime and endTime."));
+        }
+    }
+    Ok(MyTradesQuery { order_id, from_id, start_ms, end_ms, limit })
 }

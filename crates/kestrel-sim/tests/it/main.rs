@@ -7,6 +7,7 @@ mod errors;
 mod faults;
 mod limits;
 mod matching;
+mod my_trades;
 mod offline;
 mod signing;
 mod vectors;
