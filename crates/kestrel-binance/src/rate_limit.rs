@@ -14,18 +14,28 @@
 //!   banned; every request fails at once with [`BinanceError::RateLimited`] `{ banned: true }`
 //!   until the ban ends, and nothing is sent (S07).
 //!
-//! Windows are fixed and start at first use, not at Binance's clock-aligned boundaries; the
-//! header correction after each response re-aligns what matters (the counts).
+//! - Windows are fixed and aligned to the exchange's clock, as Binance (and `kestrel-sim`)
+//!   count them: the minute window starts at each whole UTC minute, the 10 s window at each
+//!   multiple of 10 s since the epoch, the daily one at 00:00 UTC (window index =
+//!   `exchange_time / interval`). A window anchored at process start instead would reset up to
+//!   an interval away from the exchange's: room that the exchange does not have yet (429), or
+//!   a needless wait. The exchange time is the local wall clock corrected by the measured
+//!   [`TimeOffset`]; it is read once to anchor a monotonic `Instant` ([`Budget::set_anchor`]),
+//!   and again whenever the offset is re-measured, so a wall-clock step between two
+//!   re-measurements does not move the windows.
 //!
-//! [`Budget`] is the pure core (time passed in, no I/O), unit-tested with synthetic instants;
-//! [`RateLimiter`] wraps it for async callers with `tokio::time`, so paused-time tests drive it.
+//! [`Budget`] is the pure core (time passed in, no I/O), unit-tested with synthetic instants
+//! and a synthetic exchange time; [`RateLimiter`] wraps it for async callers with
+//! `tokio::time`, so paused-time tests drive it.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use kestrel_model::{Clock, SystemClock, UnixNanos};
 use tokio::time::Instant;
 
 use crate::error::BinanceError;
+use crate::time_sync::TimeOffset;
 
 /// One documented limit: at most `limit` units per `interval`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,8 +109,9 @@ struct Window {
     full_limit: u32,
     /// Our share of it.
     share_limit: u32,
-    /// Start of the current window.
-    start: Instant,
+    /// End of the current window: the next multiple of `interval` on the exchange's clock, so
+    /// our window resets exactly when the exchange's does.
+    end: Instant,
     /// What this process spent in the current window.
     local_used: u32,
     /// What the exchange last reported for the whole IP/account in this window.
@@ -108,24 +119,22 @@ struct Window {
 }
 
 impl Window {
-    fn new(l: Limit, share_pct: u8, now: Instant) -> Self {
+    fn new(l: Limit, share_pct: u8, anchor: Anchor, now: Instant) -> Self {
         let share = u64::from(l.limit) * u64::from(share_pct.clamp(1, 100)) / 100;
         Self {
             interval: l.interval,
             full_limit: l.limit,
             share_limit: u32::try_from(share).unwrap_or(u32::MAX).max(1),
-            start: now,
+            end: anchor.window_end(now, l.interval),
             local_used: 0,
             reported: 0,
         }
     }
 
-    fn roll(&mut self, now: Instant) {
-        if now.saturating_duration_since(self.start) >= self.interval {
-            let periods = now.saturating_duration_since(self.start).as_nanos()
-                / self.interval.as_nanos().max(1);
-            let advance = self.interval.saturating_mul(u32::try_from(periods).unwrap_or(u32::MAX));
-            self.start += advance;
+    /// Starts a new window (counts zero) once `now` has reached the current one's end.
+    fn roll(&mut self, now: Instant, anchor: Anchor) {
+        if now >= self.end {
+            self.end = anchor.window_end(now, self.interval);
             self.local_used = 0;
             self.reported = 0;
         }
@@ -144,7 +153,39 @@ impl Window {
     }
 
     fn end(&self) -> Instant {
-        self.start + self.interval
+        self.end
+    }
+}
+
+/// One monotonic instant paired with the exchange's wall-clock time at that instant; every
+/// other instant's exchange time is derived from it, so window boundaries stay deterministic
+/// (no clock read inside [`Budget`]).
+#[derive(Debug, Clone, Copy)]
+struct Anchor {
+    /// The reference instant.
+    at: Instant,
+    /// The exchange's time (Unix ns) at `at`.
+    exchange: UnixNanos,
+}
+
+impl Anchor {
+    /// The exchange's time at `now`.
+    fn exchange_at(&self, now: Instant) -> u64 {
+        if now >= self.at {
+            let d = u64::try_from(now.duration_since(self.at).as_nanos()).unwrap_or(u64::MAX);
+            self.exchange.0.saturating_add(d)
+        } else {
+            let d = u64::try_from(self.at.duration_since(now).as_nanos()).unwrap_or(u64::MAX);
+            self.exchange.0.saturating_sub(d)
+        }
+    }
+
+    /// The end of the exchange's `interval` window that contains `now`: the next multiple of
+    /// `interval` since the Unix epoch (UTC) on the exchange's clock.
+    fn window_end(&self, now: Instant, interval: Duration) -> Instant {
+        let iv = u64::try_from(interval.as_nanos()).unwrap_or(u64::MAX).max(1);
+        let into = self.exchange_at(now) % iv;
+        now + Duration::from_nanos(iv - into)
     }
 }
 
@@ -152,6 +193,8 @@ impl Window {
 #[derive(Debug, Clone)]
 pub struct Budget {
     share_pct: u8,
+    /// Maps instants to the exchange's clock, on which the windows are aligned.
+    anchor: Anchor,
     weight: Vec<Window>,
     orders: Vec<Window>,
     /// No request before this instant (429 `Retry-After` or 418 ban end).
@@ -161,11 +204,20 @@ pub struct Budget {
 }
 
 impl Budget {
-    /// A budget of `share_pct` percent (1–100) of `limits`.
-    pub fn new(limits: &ExchangeLimits, share_pct: u8, now: Instant) -> Self {
-        let mk = |ls: &[Limit]| ls.iter().map(|l| Window::new(*l, share_pct, now)).collect();
+    /// A budget of `share_pct` percent (1–100) of `limits`. `exchange_now` is the exchange's
+    /// time at `now` (local UTC plus the measured offset): the windows are aligned to it.
+    pub fn new(
+        limits: &ExchangeLimits,
+        share_pct: u8,
+        now: Instant,
+        exchange_now: UnixNanos,
+    ) -> Self {
+        let anchor = Anchor { at: now, exchange: exchange_now };
+        let mk =
+            |ls: &[Limit]| ls.iter().map(|l| Window::new(*l, share_pct, anchor, now)).collect();
         Self {
             share_pct,
+            anchor,
             weight: mk(&limits.request_weight),
             orders: mk(&limits.orders),
             pause_until: None,
@@ -176,12 +228,13 @@ impl Budget {
     /// Replaces the limits (from `exchangeInfo`), keeping current counts where the interval is
     /// unchanged.
     pub fn set_limits(&mut self, limits: &ExchangeLimits, now: Instant) {
+        let anchor = self.anchor;
         let remake = |old: &[Window], ls: &[Limit], pct: u8| -> Vec<Window> {
             ls.iter()
                 .map(|l| {
-                    let mut w = Window::new(*l, pct, now);
+                    let mut w = Window::new(*l, pct, anchor, now);
                     if let Some(o) = old.iter().find(|o| o.interval == l.interval) {
-                        w.start = o.start;
+                        w.end = o.end;
                         w.local_used = o.local_used;
                         w.reported = o.reported;
                     }
@@ -191,6 +244,19 @@ impl Budget {
         };
         self.weight = remake(&self.weight, &limits.request_weight, self.share_pct);
         self.orders = remake(&self.orders, &limits.orders, self.share_pct);
+    }
+
+    /// Re-anchors the windows: `exchange_now` is the exchange's time at `now` (call it after
+    /// the clock offset was re-measured). Counts of windows still open are kept; their end
+    /// moves to the new boundary.
+    pub fn set_anchor(&mut self, now: Instant, exchange_now: UnixNanos) {
+        let old = self.anchor;
+        let new = Anchor { at: now, exchange: exchange_now };
+        for w in self.weight.iter_mut().chain(self.orders.iter_mut()) {
+            w.roll(now, old);
+            w.end = new.window_end(now, w.interval);
+        }
+        self.anchor = new;
     }
 
     /// Admits `cost` now (and counts it) or says until when to wait.
@@ -207,8 +273,9 @@ impl Budget {
             self.banned = false;
         }
         let mut wait: Option<Instant> = None;
+        let anchor = self.anchor;
         for w in self.weight.iter_mut().chain(self.orders.iter_mut()) {
-            w.roll(now);
+            w.roll(now, anchor);
         }
         for w in &self.weight {
             if !w.fits(cost.weight) {
@@ -237,13 +304,13 @@ impl Budget {
     /// The exchange reported `used` weight for the window of length `interval`
     /// (`X-MBX-USED-WEIGHT-1M: 321`): the IP-wide count replaces our estimate.
     pub fn observe_weight(&mut self, now: Instant, interval: Duration, used: u32) {
-        observe(&mut self.weight, now, interval, used);
+        observe(&mut self.weight, self.anchor, now, interval, used);
     }
 
     /// The exchange reported `count` orders for the window of length `interval`
     /// (`X-MBX-ORDER-COUNT-10S: 3`).
     pub fn observe_orders(&mut self, now: Instant, interval: Duration, count: u32) {
-        observe(&mut self.orders, now, interval, count);
+        observe(&mut self.orders, self.anchor, now, interval, count);
     }
 
     /// A 429 (`banned == false`) or 418 (`banned == true`) with `Retry-After`: nothing is sent
@@ -257,13 +324,16 @@ impl Budget {
     /// Weight used in the first (shortest) weight window: the larger of our count and the
     /// exchange's, for metrics.
     pub fn used_weight(&self, now: Instant) -> u32 {
-        self.weight.first().map_or(0, |w| {
-            if now.saturating_duration_since(w.start) >= w.interval {
-                0
-            } else {
-                w.reported.max(w.local_used)
-            }
-        })
+        self.weight.first().map_or(
+            0,
+            |w| {
+                if now >= w.end {
+                    0
+                } else {
+                    w.reported.max(w.local_used)
+                }
+            },
+        )
     }
 
     /// The end of the current 429 pause or 418 ban, and whether it is a ban.
@@ -272,9 +342,9 @@ impl Budget {
     }
 }
 
-fn observe(windows: &mut [Window], now: Instant, interval: Duration, used: u32) {
+fn observe(windows: &mut [Window], anchor: Anchor, now: Instant, interval: Duration, used: u32) {
     for w in windows.iter_mut().filter(|w| w.interval == interval) {
-        w.roll(now);
+        w.roll(now, anchor);
         w.reported = used;
     }
 }
@@ -300,34 +370,81 @@ pub struct RateLimiter {
     inner: Arc<Shared>,
 }
 
-#[derive(Debug)]
 struct Shared {
-    budget: Mutex<Budget>,
+    budget: Mutex<Anchored>,
     /// Held while waiting for budget, so waiters are admitted in FIFO order and a large
     /// request is not starved by a stream of small ones.
     turn: tokio::sync::Mutex<()>,
+    /// Local wall clock, read only to anchor the windows to the exchange's clock.
+    clock: Arc<dyn Clock>,
+    /// The measured exchange-clock offset (shared with the REST client that measures it).
+    offset: TimeOffset,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("budget", &self.budget)
+            .field("offset", &self.offset)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The budget and the clock offset its windows were last anchored with.
+#[derive(Debug)]
+struct Anchored {
+    budget: Budget,
+    /// Offset (ns) used for the current anchor; a different measured value re-anchors.
+    offset_ns: i64,
 }
 
 impl RateLimiter {
-    /// A limiter using `share_pct` percent (1–100) of `limits`.
+    /// A limiter using `share_pct` percent (1–100) of `limits`, with windows aligned to the
+    /// system clock's UTC boundaries (no offset correction). Prefer [`RateLimiter::with_clock`]
+    /// with the client's clock and measured [`TimeOffset`].
     pub fn new(limits: &ExchangeLimits, share_pct: u8) -> Self {
+        Self::with_clock(limits, share_pct, Arc::new(SystemClock), TimeOffset::new())
+    }
+
+    /// A limiter using `share_pct` percent (1–100) of `limits`, with windows aligned to the
+    /// exchange's clock: `clock` corrected by `offset`. When `offset` is re-measured the
+    /// windows are re-anchored on the next use.
+    pub fn with_clock(
+        limits: &ExchangeLimits,
+        share_pct: u8,
+        clock: Arc<dyn Clock>,
+        offset: TimeOffset,
+    ) -> Self {
+        let offset_ns = offset.get();
+        let budget =
+            Budget::new(limits, share_pct, Instant::now(), clock.now().offset_by(offset_ns));
         Self {
             inner: Arc::new(Shared {
-                budget: Mutex::new(Budget::new(limits, share_pct, Instant::now())),
+                budget: Mutex::new(Anchored { budget, offset_ns }),
                 turn: tokio::sync::Mutex::new(()),
+                clock,
+                offset,
             }),
         }
     }
 
-    fn budget(&self) -> std::sync::MutexGuard<'_, Budget> {
+    /// The budget, re-anchored first if the clock offset was re-measured since.
+    fn budget(&self) -> std::sync::MutexGuard<'_, Anchored> {
         // A poisoned lock only means another thread panicked mid-update of plain counters; the
         // counts are still usable.
-        self.inner.budget.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        let mut g = self.inner.budget.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let offset_ns = self.inner.offset.get();
+        if offset_ns != g.offset_ns {
+            let exchange_now = self.inner.clock.now().offset_by(offset_ns);
+            g.budget.set_anchor(Instant::now(), exchange_now);
+            g.offset_ns = offset_ns;
+        }
+        g
     }
 
     /// Replaces the limits with the exchange's (from `exchangeInfo.rateLimits`).
     pub fn set_limits(&self, limits: &ExchangeLimits) {
-        self.budget().set_limits(limits, Instant::now());
+        self.budget().budget.set_limits(limits, Instant::now());
     }
 
     /// Waits until `cost` fits the budget and counts it. Fails at once during a 418 ban.
@@ -335,7 +452,7 @@ impl RateLimiter {
         let _turn = self.inner.turn.lock().await;
         loop {
             let now = Instant::now();
-            let admit = self.budget().try_acquire(now, cost);
+            let admit = self.budget().budget.try_acquire(now, cost);
             match admit {
                 Admit::Go => return Ok(()),
                 Admit::WaitUntil(t) => {
@@ -366,11 +483,11 @@ impl RateLimiter {
             };
             if let Some(sfx) = strip_prefix_ci(name, "x-mbx-used-weight-") {
                 if let Some(iv) = parse_interval_suffix(sfx) {
-                    b.observe_weight(now, iv, v);
+                    b.budget.observe_weight(now, iv, v);
                 }
             } else if let Some(sfx) = strip_prefix_ci(name, "x-mbx-order-count-") {
                 if let Some(iv) = parse_interval_suffix(sfx) {
-                    b.observe_orders(now, iv, v);
+                    b.budget.observe_orders(now, iv, v);
                 }
             }
         }
@@ -381,9 +498,9 @@ impl RateLimiter {
         let now = Instant::now();
         let mut b = self.budget();
         if weight {
-            b.observe_weight(now, interval, count);
+            b.budget.observe_weight(now, interval, count);
         } else {
-            b.observe_orders(now, interval, count);
+            b.budget.observe_orders(now, interval, count);
         }
     }
 
@@ -394,18 +511,18 @@ impl RateLimiter {
             banned,
             "binance rate limit hit"
         );
-        self.budget().on_rate_limited(Instant::now(), retry_after, banned);
+        self.budget().budget.on_rate_limited(Instant::now(), retry_after, banned);
     }
 
     /// Weight used in the current one-minute window (for the metrics gauge).
     pub fn used_weight(&self) -> u32 {
-        self.budget().used_weight(Instant::now())
+        self.budget().budget.used_weight(Instant::now())
     }
 
     /// Remaining 429 pause or 418 ban, and whether it is a ban (for status and metrics).
     pub fn paused_for(&self) -> Option<(Duration, bool)> {
         let now = Instant::now();
-        self.budget().paused_until(now).map(|(u, b)| (u.saturating_duration_since(now), b))
+        self.budget().budget.paused_until(now).map(|(u, b)| (u.saturating_duration_since(now), b))
     }
 }
 
@@ -420,6 +537,9 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A whole UTC minute (2023-11-14 22:14:00), so windows anchored here start at `t0`.
+    const MINUTE: UnixNanos = UnixNanos::from_millis(1_700_000_040_000);
 
     fn limits(weight: u32, orders_10s: u32) -> ExchangeLimits {
         ExchangeLimits {
@@ -446,7 +566,7 @@ mod tests {
     #[test]
     fn share_limits_local_spending_and_window_rolls() {
         let t0 = Instant::now();
-        let mut b = Budget::new(&limits(100, 50), 50, t0);
+        let mut b = Budget::new(&limits(100, 50), 50, t0, MINUTE);
         // 50 % of 100 = 50 weight for us.
         for _ in 0..5 {
             assert_eq!(b.try_acquire(t0, Cost::weight(10)), Admit::Go);
@@ -464,7 +584,7 @@ mod tests {
     #[test]
     fn headers_report_other_users_of_the_ip() {
         let t0 = Instant::now();
-        let mut b = Budget::new(&limits(100, 50), 50, t0);
+        let mut b = Budget::new(&limits(100, 50), 50, t0, MINUTE);
         assert_eq!(b.try_acquire(t0, Cost::weight(10)), Admit::Go);
         // Another bot on the IP used 85; we may spend our 40 remaining only up to 100 total.
         b.observe_weight(t0, Duration::from_secs(60), 95);
@@ -476,7 +596,7 @@ mod tests {
     #[test]
     fn oversized_request_fits_an_empty_window() {
         let t0 = Instant::now();
-        let mut b = Budget::new(&limits(1000, 50), 10, t0);
+        let mut b = Budget::new(&limits(1000, 50), 10, t0, MINUTE);
         // Our share is 100 but a 5000-level snapshot costs 250.
         assert_eq!(b.try_acquire(t0, Cost::weight(250)), Admit::Go);
         assert!(matches!(b.try_acquire(t0, Cost::weight(250)), Admit::WaitUntil(_)));
@@ -485,7 +605,7 @@ mod tests {
     #[test]
     fn orders_window_is_separate() {
         let t0 = Instant::now();
-        let mut b = Budget::new(&limits(6000, 2), 100, t0);
+        let mut b = Budget::new(&limits(6000, 2), 100, t0, MINUTE);
         assert_eq!(b.try_acquire(t0, Cost::order(1)), Admit::Go);
         assert_eq!(b.try_acquire(t0, Cost::order(1)), Admit::Go);
         assert_eq!(
@@ -499,7 +619,7 @@ mod tests {
     #[test]
     fn backoff_and_ban() {
         let t0 = Instant::now();
-        let mut b = Budget::new(&limits(6000, 50), 100, t0);
+        let mut b = Budget::new(&limits(6000, 50), 100, t0, MINUTE);
         b.on_rate_limited(t0, Duration::from_secs(3), false);
         assert_eq!(
             b.try_acquire(t0, Cost::weight(1)),
@@ -514,9 +634,111 @@ mod tests {
         assert_eq!(b.try_acquire(t0 + Duration::from_secs(120), Cost::weight(1)), Admit::Go);
     }
 
+    /// TC0: created 45 s into a UTC minute with the weight exhausted, the budget admits again at
+    /// the next whole minute (15 s later), not 60 s after creation; the same holds with a
+    /// measured offset (our clock 20 s ahead of the exchange). TC1: the 10 s order window ends
+    /// at the next multiple of 10 s. TC2: a daily order window ends at 00:00 UTC.
+    #[test]
+    fn windows_end_at_the_exchanges_interval_boundaries() {
+        let s = Duration::from_secs;
+        let day = ExchangeLimits {
+            request_weight: vec![Limit { interval: s(60), limit: 6000 }],
+            orders: vec![Limit { interval: s(86_400), limit: 1 }],
+        };
+        // (limits, exchange time at creation, cost that fills the window, wait for the next)
+        let cases = [
+            (limits(100, 50), MINUTE.saturating_add(s(45)), Cost::weight(100), s(15)),
+            (limits(100, 50), MINUTE.saturating_add(s(1)), Cost::weight(100), s(59)),
+            (limits(6000, 2), MINUTE.saturating_add(s(33)), Cost::order(1), s(7)),
+            (
+                limits(6000, 2),
+                MINUTE.saturating_add(Duration::from_millis(59_999)),
+                Cost::order(1),
+                Duration::from_millis(1),
+            ),
+            // 2023-11-14 22:14:00 UTC is 1h46m before midnight.
+            (day, MINUTE, Cost::order(1), s(6_360)),
+        ];
+        for (i, (l, exch, fill, wait)) in cases.into_iter().enumerate() {
+            let t0 = Instant::now();
+            let mut b = Budget::new(&l, 100, t0, exch);
+            while b.try_acquire(t0, fill) == Admit::Go {}
+            assert_eq!(b.try_acquire(t0, fill), Admit::WaitUntil(t0 + wait), "TC{i}");
+            let edge = t0 + wait - Duration::from_nanos(1);
+            assert!(matches!(b.try_acquire(edge, fill), Admit::WaitUntil(_)), "TC{i}: early");
+            assert_eq!(b.try_acquire(t0 + wait, fill), Admit::Go, "TC{i}: at the boundary");
+        }
+    }
+
+    /// The anchor is the exchange's time, not ours: with the exchange 20 s behind our clock,
+    /// the window ends on the exchange's minute, and re-anchoring (offset re-measured) moves
+    /// the end while keeping the counts of the open window.
+    #[test]
+    fn re_anchoring_moves_the_boundary_and_keeps_counts() {
+        let s = Duration::from_secs;
+        let t0 = Instant::now();
+        // Exchange at :45 → window ends 15 s later.
+        let mut b = Budget::new(&limits(100, 50), 100, t0, MINUTE.saturating_add(s(45)));
+        assert_eq!(b.try_acquire(t0, Cost::weight(100)), Admit::Go);
+        assert_eq!(b.try_acquire(t0, Cost::weight(1)), Admit::WaitUntil(t0 + s(15)));
+        // Re-measured 5 s later: the exchange is really at :40 at t0 + 5 s → 20 s to go.
+        let t1 = t0 + s(5);
+        b.set_anchor(t1, MINUTE.saturating_add(s(40)));
+        assert_eq!(b.used_weight(t1), 100);
+        assert_eq!(b.try_acquire(t1, Cost::weight(1)), Admit::WaitUntil(t1 + s(20)));
+        assert_eq!(b.try_acquire(t1 + s(20), Cost::weight(1)), Admit::Go);
+    }
+
+    /// Exchange-reported usage observed just before a boundary belongs to the closing window:
+    /// it does not block the next one. TC0: weight (1 minute), TC1: orders (10 s).
+    #[test]
+    fn reported_usage_does_not_carry_past_the_boundary() {
+        let s = Duration::from_secs;
+        for (i, weight) in [true, false].into_iter().enumerate() {
+            let t0 = Instant::now();
+            // 45 s into the minute, 5 s into a 10 s window.
+            let mut b = Budget::new(&limits(100, 10), 100, t0, MINUTE.saturating_add(s(45)));
+            let (interval, full, cost, to_boundary) = if weight {
+                (s(60), 100, Cost::weight(1), s(15))
+            } else {
+                (s(10), 10, Cost::order(1), s(5))
+            };
+            let before = t0 + to_boundary - Duration::from_millis(1);
+            if weight {
+                b.observe_weight(before, interval, full);
+            } else {
+                b.observe_orders(before, interval, full);
+            }
+            assert_eq!(b.try_acquire(before, cost), Admit::WaitUntil(t0 + to_boundary), "TC{i}");
+            assert_eq!(b.try_acquire(t0 + to_boundary, cost), Admit::Go, "TC{i}");
+        }
+    }
+
+    /// The async limiter takes the exchange's time from its clock plus the shared offset, and
+    /// re-anchors when the offset is re-measured.
+    #[tokio::test(start_paused = true)]
+    async fn limiter_aligns_to_clock_plus_offset() {
+        let s = Duration::from_secs;
+        let clock = Arc::new(kestrel_model::ManualClock::new(MINUTE.saturating_add(s(45))));
+        let offset = TimeOffset::new();
+        let rl = RateLimiter::with_clock(&limits(100, 50), 100, clock, offset.clone());
+        let start = Instant::now();
+        // TC0: no offset: the window ends at our :00, 15 s away.
+        rl.acquire(Cost::weight(100)).await.unwrap();
+        rl.acquire(Cost::weight(100)).await.unwrap();
+        assert_eq!(start.elapsed(), s(15), "TC0");
+        // TC1: the exchange is measured 10 s ahead (our clock still reads :45, not advanced):
+        // re-anchored, it is at :55 → the full window ends 5 s later.
+        offset.set(10_000_000_000);
+        let t1 = Instant::now();
+        rl.acquire(Cost::weight(1)).await.unwrap();
+        assert_eq!(t1.elapsed(), s(5), "TC1");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn limiter_spreads_requests_over_windows() {
-        let rl = RateLimiter::new(&limits(100, 50), 100);
+        let clock = Arc::new(kestrel_model::ManualClock::new(MINUTE));
+        let rl = RateLimiter::with_clock(&limits(100, 50), 100, clock, TimeOffset::new());
         let start = Instant::now();
         // 5 snapshots of weight 50: two per minute window.
         let mut admitted = Vec::new();

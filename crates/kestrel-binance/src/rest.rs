@@ -357,7 +357,12 @@ impl RestClient {
             .timeout(cfg.request_timeout)
             .build()
             .map_err(BinanceError::Client)?;
-        let limiter = RateLimiter::new(&cfg.limits, cfg.rate_limit_share_pct);
+        let limiter = RateLimiter::with_clock(
+            &cfg.limits,
+            cfg.rate_limit_share_pct,
+            cfg.clock.clone(),
+            cfg.time_offset.clone(),
+        );
         Ok(Self { inner: Arc::new(Inner { http, cfg, limiter }) })
     }
 

@@ -1,8 +1,10 @@
 //! Rate limiting against `kestrel-sim`: 429 back-off and recovery (S06), 418 full stop until
 //! the ban ends (S07), two bots sharing one IP's budget (S09), header-corrected weight.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use kestrel_model::{ManualClock, UnixNanos};
 use tokio::time::Instant;
 
 use kestrel_binance::error::BinanceError;
@@ -98,17 +100,21 @@ async fn scenario_s07_418_stops_every_request_until_the_ban_ends() {
 
 /// S09: two bots on one IP, each configured for half of the exchange's weight limit. Each
 /// spends exactly its half; the next request of either waits for its own window instead of
-/// going out (where it would meet the exchange's 429), and goes out once the window rolls.
+/// going out (where it would meet the exchange's 429), and goes out once the window rolls —
+/// at the exchange's next whole minute (15 s later here), not a minute after the bot started.
 #[tokio::test]
 async fn scenario_s09_bots_sharing_an_ip_stay_within_their_share() {
     let mut cfg = kestrel_sim::SimConfig::default_market();
     cfg.manual_market = true;
     cfg.limits.request_weight_per_minute = 100;
     let sim = kestrel_sim::Sim::start(cfg, "127.0.0.1:0").await.unwrap();
-    // One exchange minute for the whole test (its windows are aligned to its clock).
-    sim.set_time_ms(1_700_000_040_000 + 1_000);
+    // 45 s into an exchange minute (the sim's windows are aligned to its clock); the bots'
+    // clock reads the same, so their windows align to the same minute.
+    let start_ms = 1_700_000_040_000 + 45_000;
+    sim.set_time_ms(start_ms);
     let bot = || {
         let mut c = crate::rest::rest_config(&sim);
+        c.clock = Arc::new(ManualClock::new(UnixNanos::from_millis(start_ms)));
         c.rate_limit_share_pct = 50;
         c.limits = ExchangeLimits {
             request_weight: vec![Limit { interval: Duration::from_secs(60), limit: 100 }],
@@ -126,24 +132,29 @@ async fn scenario_s09_bots_sharing_an_ip_stay_within_their_share() {
     let sent = sim.stats().rest_requests;
     assert_eq!(sent, 100);
     // TC1: one more request per bot waits (nothing sent). The client windows read tokio's
-    // clock: freeze it so the test can move it to the windows' end instead of waiting a minute.
+    // clock: freeze it so the test can move it to the windows' end instead of waiting.
     tokio::time::pause();
     let more = |c: &RestClient| {
         let c = c.clone();
         tokio::spawn(async move { c.server_time().await })
     };
     let (ma, mb) = (more(&a), more(&b));
-    tokio::time::advance(Duration::from_secs(59)).await;
+    tokio::time::advance(Duration::from_secs(14)).await;
     for _ in 0..10 {
         tokio::task::yield_now().await;
     }
     assert_eq!(sim.stats().rest_requests, sent, "TC1: a bot went past its share");
-    // TC2: a minute later (both clocks) both go out and succeed; the exchange never said 429.
-    sim.advance_time_ms(60_000);
+    // TC2: at the exchange's next minute (both clocks) both go out and succeed at once; the
+    // exchange never said 429. (Windows anchored at the bots' start would hold them 45 s more.)
+    sim.advance_time_ms(15_000);
     tokio::time::advance(Duration::from_secs(1)).await;
     tokio::time::resume();
-    ma.await.unwrap().unwrap();
-    mb.await.unwrap().unwrap();
+    for (i, m) in [ma, mb].into_iter().enumerate() {
+        let r = tokio::time::timeout(Duration::from_secs(5), m).await;
+        r.unwrap_or_else(|_| panic!("TC2 bot {i}: still waiting after the exchange's minute"))
+            .unwrap()
+            .unwrap_or_else(|e| panic!("TC2 bot {i}: {e:?}"));
+    }
     let s = sim.stats();
     assert_eq!(s.rest_requests, sent + 2);
     assert_eq!((s.http_429, s.http_418), (0, 0), "TC2: the shared IP hit the exchange's limit");
